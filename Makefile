@@ -1,0 +1,54 @@
+# oneapi: `make run` starts everything on the embedded defaults; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Parallel test workers; 2 cores here, more where there are more.
+TEST_WORKERS ?= auto
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench lock clean help
+
+help:
+	@echo "make run     install if needed, migrate, start target 'all' on :3000 (SQLite, embedded NATS)"
+	@echo "make test    install dev dependencies and run the whole suite (lint first)"
+	@echo "make lint    ruff and mypy"
+	@echo "make lock    re-pin requirements/*.lock from pyproject.toml"
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+# Installs are stamped with the lock they came from, so a changed lock reinstalls.
+$(VENV)/.run-installed: requirements/run.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/run.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev-installed: requirements/dev.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/oneapi migrate
+	exec $(BIN)/oneapi run
+
+test: $(VENV)/.dev-installed lint
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: | $(BIN)/uv
+	$(BIN)/uv pip compile --quiet --python-version 3.11 pyproject.toml -o requirements/run.lock
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev pyproject.toml -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Alembic environment "logs" (see libs.common.db.migrations)."""

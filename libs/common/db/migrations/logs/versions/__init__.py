@@ -1,0 +1,1 @@
+"""Revisions of the "logs" migration environment."""

@@ -1,0 +1,1 @@
+"""Alembic environment "main" (see libs.common.db.migrations)."""
