@@ -13,6 +13,7 @@ help:
 	@echo "make run     install if needed, migrate, start target 'all' on :3000 (SQLite, embedded NATS)"
 	@echo "make test    install dev dependencies and run the whole suite (lint first)"
 	@echo "make lint    ruff and mypy"
+	@echo "make bench   relay throughput and latency against a minimal proxy (needs wrk)"
 	@echo "make lock    re-pin requirements/*.lock from pyproject.toml"
 
 $(BIN)/uv:
@@ -30,12 +31,17 @@ $(VENV)/.dev-installed: requirements/dev.lock pyproject.toml | $(BIN)/uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@ $(VENV)/.run-installed
 
+# Target "all" includes admin, which migrates the schema at start.
 run: $(VENV)/.run-installed
-	$(BIN)/oneapi migrate
 	exec $(BIN)/oneapi run
 
 test: $(VENV)/.dev-installed lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# Relay vs a minimal aiohttp proxy (and later billing): ratios measured in one invocation.
+bench: $(VENV)/.dev-installed
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
+	$(BIN)/python -m bench.relay_bench
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -16,15 +16,15 @@ import logging
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvloop
-
-from libs.common.runtime import ModuleGraphError, Runtime
-from libs.common.settings import Settings, SettingsError, load_settings
-from libs.common.telemetry import configure_logging
 from oneapi import __version__
-from oneapi.targets import build_registry
+
+if TYPE_CHECKING:
+    from libs.common.settings import Settings
+
+# The heavy imports (database, bus, web frameworks) happen inside the commands that need them,
+# so `oneapi --version` and `--help` answer at once.
 
 logger = logging.getLogger("oneapi")
 
@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from libs.common.settings import load_settings
+
     overrides: dict[str, Any] = {}
     for flag in ("port", "log_dir", "data_dir", "target"):
         value = getattr(args, flag, None)
@@ -66,11 +68,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run_async(main: Coroutine[Any, Any, int]) -> int:
+    import uvloop
+
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
 
 
 def _list_targets() -> int:
+    from oneapi.targets import build_registry
+
     registry = build_registry()
     for spec in registry.targets():
         modules = " -> ".join(s.name for s in registry.resolve([spec.name]))
@@ -97,6 +103,9 @@ async def _migrate(settings: Settings, revision: str, downgrade: str | None) -> 
 
 
 async def _serve(settings: Settings) -> int:
+    from libs.common.runtime import Runtime
+    from oneapi.targets import build_registry
+
     runtime = Runtime(settings, build_registry(), settings.target, version=__version__)
     logger.info("oneapi %s starting %s", __version__, " -> ".join(runtime.plan))
     return await runtime.run()
@@ -106,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list-targets":
         return _list_targets()
+
+    from libs.common.runtime import ModuleGraphError
+    from libs.common.settings import SettingsError
+    from libs.common.telemetry import configure_logging
+    from oneapi.targets import build_registry
+
     try:
         settings = _settings(args)
         if args.command == "migrate":

@@ -1,15 +1,39 @@
-"""Every target a oneapi process can run, with what each depends on."""
+"""Every target a oneapi process can run, with what each depends on.
+
+Services are imported when their target is built, not before: a relay process never imports
+the admin's web framework, and `oneapi --version` imports no service at all.
+"""
 
 from __future__ import annotations
 
-from libs.common.runtime import ModuleRegistry, ModuleSpec
+from libs.common.runtime import Module, ModuleRegistry, ModuleSpec
 from libs.common.runtime.infrastructure import add_infrastructure
-from services.admin.target import AdminModule
-from services.billing.target import BillingModule
-from services.health.target import HealthModule
-from services.relay.target import RelayModule
 
 SERVICES = ("admin", "relay", "billing", "health")
+
+
+def _admin() -> Module:
+    from services.admin.target import AdminModule
+
+    return AdminModule()
+
+
+def _relay() -> Module:
+    from services.relay.target import RelayModule
+
+    return RelayModule()
+
+
+def _billing() -> Module:
+    from services.billing.target import BillingModule
+
+    return BillingModule()
+
+
+def _health() -> Module:
+    from services.health.target import HealthModule
+
+    return HealthModule()
 
 
 def build_registry() -> ModuleRegistry:
@@ -18,7 +42,7 @@ def build_registry() -> ModuleRegistry:
     registry.add(
         ModuleSpec(
             "admin",
-            AdminModule,
+            _admin,
             ("schema", "bus", "cache"),
             is_target=True,
             description="management API /api and the web UI; owns the schema and migrations",
@@ -27,7 +51,7 @@ def build_registry() -> ModuleRegistry:
     registry.add(
         ModuleSpec(
             "relay",
-            RelayModule,
+            _relay,
             ("schema", "bus", "cache"),
             is_target=True,
             description="OpenAI-compatible ingress /v1 and /dashboard; publishes usage",
@@ -36,7 +60,7 @@ def build_registry() -> ModuleRegistry:
     registry.add(
         ModuleSpec(
             "billing",
-            BillingModule,
+            _billing,
             ("schema", "bus"),
             is_target=True,
             description="consumes usage events and settles quota exactly once",
@@ -45,7 +69,7 @@ def build_registry() -> ModuleRegistry:
     registry.add(
         ModuleSpec(
             "health",
-            HealthModule,
+            _health,
             ("schema", "bus"),
             is_target=True,
             description="channel tests, balances, automatic disabling and enabling",

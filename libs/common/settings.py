@@ -8,6 +8,7 @@ environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -110,12 +111,41 @@ class Settings(BaseSettings):
     gemini_safety_setting: str = "BLOCK_NONE"
     gemini_version: str = "v1"
     enforce_include_usage: bool = False
+    relay_max_request_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="largest request body; larger ones get 413"
+    )
+    relay_max_concurrency: int = Field(
+        0, ge=0, description="concurrent upstream requests per relay process; 0: unbounded"
+    )
+    relay_token_rpm: int = Field(0, ge=0, description="requests per minute per token; 0: off")
+    relay_user_rpm: int = Field(0, ge=0, description="requests per minute per user; 0: off")
+    relay_channel_cooldown: int = Field(
+        10, ge=0, description="seconds a channel that just failed is avoided by this relay"
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="proxies (CIDRs) whose X-Forwarded-For names the client",
+    )
 
     @field_validator("target", mode="before")
     @classmethod
     def _split_targets(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
         return value
 
     @field_validator("target")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -392,7 +393,9 @@ class Bus:
             await self._client.drain()
         except Exception as exc:
             logger.warning("draining NATS failed (%s); closing", redact(str(exc)) or repr(exc))
-            await self._client.close()
+            # With the server gone, closing can fail on the dead socket too; nothing is left to do.
+            with contextlib.suppress(Exception):
+                await self._client.close()
 
 
 class Delivery(Generic[E]):

@@ -17,6 +17,10 @@ async def _options(session: SessionDep) -> OptionValues:
     return OptionValues(await options_repository.load_all(session))
 
 
+def _plain_number(value: float) -> int | float:
+    return int(value) if value.is_integer() else value
+
+
 @router.get("/status")
 async def get_status(request: Request, session: SessionDep) -> Envelope[Status]:
     options = await _options(session)
@@ -27,7 +31,7 @@ async def get_status(request: Request, session: SessionDep) -> Envelope[Status]:
         logo=options.text("Logo"),
         footer_html=options.text("Footer"),
         server_address=options.text("ServerAddress"),
-        quota_per_unit=options.number("QuotaPerUnit"),
+        quota_per_unit=_plain_number(options.number("QuotaPerUnit")),
         display_in_currency=options.flag("DisplayInCurrencyEnabled"),
         top_up_link=options.text("TopUpLink"),
         chat_link=options.text("ChatLink"),

@@ -14,7 +14,7 @@ class Status(BaseModel):
     logo: str
     footer_html: str
     server_address: str
-    quota_per_unit: float
+    quota_per_unit: int | float  # One API sends 500000, not 500000.0
     display_in_currency: bool
     top_up_link: str
     chat_link: str

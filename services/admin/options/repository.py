@@ -10,4 +10,4 @@ from libs.common.db.models import Option
 
 async def load_all(session: AsyncSession) -> dict[str, str]:
     rows = await session.execute(select(Option.key, Option.value))
-    return {key: value or "" for key, value in rows.tuples()}
+    return {key: value or "" for key, value in rows}

@@ -162,8 +162,18 @@ def test_every_field_added_after_the_first_version_has_a_default() -> None:
     # default, so a consumer reading an older message keeps working.
     required = {
         UsageEvent: {
-            "request_id", "user_id", "token_id", "token_name", "channel_id", "channel_type",
-            "model", "group", "model_ratio", "completion_ratio", "group_ratio", "quota",
+            "request_id",
+            "user_id",
+            "token_id",
+            "token_name",
+            "channel_id",
+            "channel_type",
+            "model",
+            "group",
+            "model_ratio",
+            "completion_ratio",
+            "group_ratio",
+            "quota",
             "created_at",
         },
         RelayOutcome: {"request_id", "channel_id", "channel_type", "model", "success"},
@@ -178,13 +188,18 @@ def test_every_field_added_after_the_first_version_has_a_default() -> None:
 
 def test_relay_outcome_keeps_only_a_short_error_message() -> None:
     outcome = RelayOutcome(
-        request_id="r", channel_id=1, channel_type=1, model="m", success=False,
+        request_id="r",
+        channel_id=1,
+        channel_type=1,
+        model="m",
+        success=False,
         error_message="x" * 10_000,
     )
 
     assert len(outcome.error_message) == MAX_ERROR_MESSAGE_CHARS
-    decoded = decode(orjson.dumps({**orjson.loads(encode(outcome)), "error_message": "y" * 9999}),
-                     RelayOutcome)
+    decoded = decode(
+        orjson.dumps({**orjson.loads(encode(outcome)), "error_message": "y" * 9999}), RelayOutcome
+    )
     assert len(decoded.error_message) == MAX_ERROR_MESSAGE_CHARS
 
 
@@ -263,6 +278,5 @@ def test_a_namespace_subjects_cannot_carry_is_refused(name: str) -> None:
 def test_the_module_builds_nothing_at_import() -> None:
     # Declarations are data; no client, connection or logger configuration lives in them.
     assert not any(
-        type(value).__module__.startswith(("nats", "redis"))
-        for value in vars(events).values()
+        type(value).__module__.startswith(("nats", "redis")) for value in vars(events).values()
     )

@@ -28,10 +28,21 @@ from tests.libs.common.bus.support import BusFactory, wait_until
 
 def usage(request_id: str, quota: int = 10) -> UsageEvent:
     return UsageEvent(
-        request_id=request_id, user_id=1, token_id=2, token_name="t", channel_id=3,
-        channel_type=1, model="gpt-4o-mini", group="default", model_ratio=0.075,
-        completion_ratio=4.0, group_ratio=1.0, quota=quota, created_at=1_700_000_000,
-        prompt_tokens=10, completion_tokens=5,
+        request_id=request_id,
+        user_id=1,
+        token_id=2,
+        token_name="t",
+        channel_id=3,
+        channel_type=1,
+        model="gpt-4o-mini",
+        group="default",
+        model_ratio=0.075,
+        completion_ratio=4.0,
+        group_ratio=1.0,
+        quota=quota,
+        created_at=1_700_000_000,
+        prompt_tokens=10,
+        completion_tokens=5,
     )
 
 
@@ -84,8 +95,10 @@ async def test_ensure_streams_brings_an_outdated_stream_to_its_declaration(
     bus: Bus, nats_namespace: str
 ) -> None:
     await bus.jetstream.add_stream(
-        name=f"{nats_namespace}_USAGE", subjects=[f"{nats_namespace}.usage"],
-        retention=api.RetentionPolicy.WORK_QUEUE, storage=api.StorageType.FILE,
+        name=f"{nats_namespace}_USAGE",
+        subjects=[f"{nats_namespace}.usage"],
+        retention=api.RetentionPolicy.WORK_QUEUE,
+        storage=api.StorageType.FILE,
         duplicate_window=30,
     )
 
@@ -99,8 +112,10 @@ async def test_ensure_streams_names_the_stream_it_cannot_update(
     bus: Bus, nats_namespace: str
 ) -> None:
     await bus.jetstream.add_stream(
-        name=f"{nats_namespace}_USAGE", subjects=[f"{nats_namespace}.usage"],
-        retention=api.RetentionPolicy.LIMITS, storage=api.StorageType.FILE,
+        name=f"{nats_namespace}_USAGE",
+        subjects=[f"{nats_namespace}.usage"],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
     )
 
     with pytest.raises(BusError, match=f"{nats_namespace}_USAGE"):
@@ -212,8 +227,9 @@ async def test_a_failing_handler_is_logged_and_later_events_still_arrive(
     await health.subscribe(RelayOutcome, on_outcome)
     for request_id in ("boom", "ok"):
         await publisher.publish(
-            RelayOutcome(request_id=request_id, channel_id=1, channel_type=1, model="m",
-                         success=True)
+            RelayOutcome(
+                request_id=request_id, channel_id=1, channel_type=1, model="m", success=True
+            )
         )
     await publisher.flush()
 

@@ -24,9 +24,19 @@ REPO_ROOT = Path(__file__).resolve().parents[4]
 
 def usage(request_id: str) -> UsageEvent:
     return UsageEvent(
-        request_id=request_id, user_id=1, token_id=2, token_name="t", channel_id=3,
-        channel_type=1, model="m", group="default", model_ratio=1.0, completion_ratio=1.0,
-        group_ratio=1.0, quota=5, created_at=1_700_000_000,
+        request_id=request_id,
+        user_id=1,
+        token_id=2,
+        token_name="t",
+        channel_id=3,
+        channel_type=1,
+        model="m",
+        group="default",
+        model_ratio=1.0,
+        completion_ratio=1.0,
+        group_ratio=1.0,
+        quota=5,
+        created_at=1_700_000_000,
     )
 
 
@@ -140,8 +150,12 @@ async def test_a_killed_parent_takes_the_server_down(tmp_path: Path) -> None:
         """
     )
     parent = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", child_code, cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        child_code,
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     try:

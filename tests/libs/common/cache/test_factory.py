@@ -28,7 +28,9 @@ async def build() -> AsyncIterator[Callable[..., Cache]]:
 
     def make(**overrides: object) -> Cache:
         defaults: dict[str, object] = {
-            "redis_conn_string": "", "redis_password": "", "redis_master_name": "",
+            "redis_conn_string": "",
+            "redis_password": "",
+            "redis_master_name": "",
             "nats_namespace": "",
         }
         cache = cache_from_settings(load_settings(**{**defaults, **overrides}))
@@ -123,7 +125,9 @@ def test_a_node_list_without_a_master_name_means_cluster(build: Callable[..., Ca
     assert isinstance(cache.client, RedisCluster)
     assert cache.is_cluster
     assert list(cache.client.nodes_manager.startup_nodes) == [
-        "node-1:7000", "node-2:7001", "::1:6379",
+        "node-1:7000",
+        "node-2:7001",
+        "::1:6379",
     ]
     assert cache.client.connection_kwargs["password"] == "pw"
 
