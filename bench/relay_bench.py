@@ -3,7 +3,8 @@
     python -m bench.relay_bench [--seconds 10]
 
 Layout on a 2-core machine: the system under test (relay, or the minimal proxy) is pinned to
-core 0; the fake upstream (fast mode) and the load generator (wrk) share core 1. For each of
+core 0; the fake upstream (fast mode), the load generator (wrk) and the relay's embedded
+nats-server share core 1. For each of
 non-streaming and streaming chat it measures requests/s at concurrency 32 and p50/p99 latency
 at concurrency 1, for both, and prints the relay's ratio to the proxy (the ceiling).
 """
@@ -170,9 +171,32 @@ def measure(url: str, seconds: int) -> dict[str, Result]:
     return results
 
 
+def best(runs: list[dict[str, Result]]) -> dict[str, Result]:
+    """Per scenario, the best of the runs: noise on a shared VM only ever slows a run down."""
+    return {
+        name: Result(
+            max(run[name].rps for run in runs),
+            min(run[name].p50_ms for run in runs),
+            min(run[name].p99_ms for run in runs),
+        )
+        for name in runs[0]
+    }
+
+
+def move_children_to_load_core(pid: int) -> None:
+    """The embedded nats-server stands in for a NATS cluster elsewhere: off the measured core.
+
+    The relay's own work for publishing (encoding, the client side) stays on its core.
+    """
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
+        subprocess.run(["taskset", "-pc", LOAD_CORE, child], check=True, capture_output=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench: wrk is missing (apt-get install wrk)", file=sys.stderr)
@@ -215,10 +239,20 @@ def main() -> int:
         )
         processes += [relay, proxy]
         wait_http(f"http://127.0.0.1:{relay_port}/readyz")
+        move_children_to_load_core(relay.pid)
         time.sleep(1)
-        print(f"measuring {args.seconds}s per run: relay, then the minimal proxy", flush=True)
-        relay_results = measure(f"http://127.0.0.1:{relay_port}/v1/chat/completions", args.seconds)
-        proxy_results = measure(f"http://127.0.0.1:{proxy_port}/v1/chat/completions", args.seconds)
+        relay_url = f"http://127.0.0.1:{relay_port}/v1/chat/completions"
+        proxy_url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+        print(
+            f"measuring {args.seconds}s per run, relay and proxy alternately, best of "
+            f"{args.rounds}",
+            flush=True,
+        )
+        relay_runs, proxy_runs = [], []
+        for _ in range(args.rounds):  # alternating spreads the machine's drift over both
+            relay_runs.append(measure(relay_url, args.seconds))
+            proxy_runs.append(measure(proxy_url, args.seconds))
+        relay_results, proxy_results = best(relay_runs), best(proxy_runs)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)

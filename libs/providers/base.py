@@ -136,8 +136,18 @@ class UpstreamResponse(ABC):
     async def read(self) -> bytes: ...
 
     @abstractmethod
-    def lines(self) -> AsyncIterator[bytes]:
-        """The body line by line (SSE or NDJSON), each without its line ending."""
+    def line_batches(self) -> AsyncIterator[list[bytes]]:
+        """The body's lines (SSE or NDJSON, without line endings), as many as each read brings.
+
+        Batches let the relay write what one network read brought in one write, rather than
+        one write per line.
+        """
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """The body line by line."""
+        async for batch in self.line_batches():
+            for line in batch:
+                yield line
 
     @abstractmethod
     def release(self) -> None:
@@ -155,9 +165,15 @@ class HttpUpstreamResponse(UpstreamResponse):
     async def read(self) -> bytes:
         return await self._response.read()
 
-    async def lines(self) -> AsyncIterator[bytes]:
-        async for line in self._response.content:
-            yield line.rstrip(b"\r\n")
+    async def line_batches(self) -> AsyncIterator[list[bytes]]:
+        partial = b""
+        async for data in self._response.content.iter_any():
+            lines = (partial + data).split(b"\n")
+            partial = lines.pop()
+            if lines:
+                yield [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        if partial:
+            yield [partial.rstrip(b"\r")]
 
     def release(self) -> None:
         self._response.release()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -128,7 +129,13 @@ class Accounts:
     """Token and user look-ups for authentication."""
 
     def __init__(
-        self, database: Database, cache: Cache, *, ttl: float, max_entries: int = 100_000
+        self,
+        database: Database,
+        cache: Cache,
+        *,
+        ttl: float,
+        max_entries: int = 100_000,
+        on_lookup: Callable[[str], None] = lambda where: None,
     ) -> None:
         self._database = database
         self._cache = cache
@@ -137,19 +144,19 @@ class Accounts:
         self._users: _LocalCache[int, UserRecord] = _LocalCache(ttl, max_entries)
         self._token_codec = msgspec.json.Decoder(TokenRecord)
         self._user_codec = msgspec.json.Decoder(UserRecord)
-        self.hits = 0
-        self.misses = 0
+        self._on_lookup = on_lookup  # "memory", "shared" or "database": where a token was found
 
     async def token(self, key: str) -> TokenRecord | None:
         record = self._tokens.get(key)
         if record is not None:
-            self.hits += 1
+            self._on_lookup("memory")
             return record
         shared = await self._cache.get(f"token:{key}")
         if shared is not None:
+            self._on_lookup("shared")
             record = self._token_codec.decode(shared)
         else:
-            self.misses += 1
+            self._on_lookup("database")
             record = await self._load_token(key)
             if record is None:
                 return None

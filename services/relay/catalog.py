@@ -105,6 +105,8 @@ class Catalog:
                     for cid, weight in zip(tier.channel_ids, tier.weights, strict=True)
                     if cid not in excluded and not (avoid_cooling and cid in cool)
                 ]
+                if len(candidates) == 1:
+                    return self.channels[candidates[0][0]]
                 if candidates:
                     ids = [cid for cid, _ in candidates]
                     # Weight 0 (One API's default) counts as 1: every channel gets traffic.

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from libs.common.db.models import TokenStatus, UserRole, UserStatus
 from libs.common.events import RelayOutcome, UsageEvent
@@ -65,6 +65,7 @@ from services.relay.pricing import (
     ratios_for,
 )
 from services.relay.publisher import UsagePublisher
+from services.relay.streaming import EventStreamResponse
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class Caller:
     user: UserRecord
     pinned_channel: int | None
     started: float = field(default_factory=time.monotonic)
+    model: str = ""  # known once the body is read; for the request metric
+    channel_id: int = 0  # the last channel tried
 
 
 @dataclass(slots=True)
@@ -182,6 +185,10 @@ class Relay:
         return Caller(request_id, token, user, api_key.channel_id)
 
     # --- simple answers -------------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> RelayMetrics:
+        return self._metrics
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -358,6 +365,7 @@ class Relay:
         meter: Meter,
         stream: bool,
     ) -> Response:
+        caller.model = model
         if not caller.token.allows_model(model):
             raise forbidden(
                 f"该令牌无权使用模型：{model} (model not allowed)", code="model_not_allowed"
@@ -490,6 +498,7 @@ class Relay:
         ratios: Ratios,
         admission: Admission,
     ) -> Response | Attempt:
+        caller.channel_id = channel.id
         try:
             adaptor = self._adaptors.for_type(channel.info.type)
         except UnsupportedChannelTypeError as exc:
@@ -517,9 +526,7 @@ class Relay:
                 code="upstream_unreachable",
             )
             return self._failed(caller, channel, model, error, began)
-        self._metrics.time_to_first_byte.labels(model, str(channel.id)).observe(
-            time.monotonic() - began
-        )
+        self._metrics.first_byte(model, str(channel.id), time.monotonic() - began)
         content_type = upstream.headers.get("content-type", "")
         is_json_on_stream = stream and "application/json" in content_type
         if upstream.status not in (200, 201) or is_json_on_stream:
@@ -669,10 +676,7 @@ class Relay:
         error: RelayError | None,
         elapsed: float,
     ) -> None:
-        self._metrics.upstream_attempts.labels(
-            str(channel.id), "success" if success else "error"
-        ).inc()
-        self._metrics.upstream_latency.labels(model, str(channel.id)).observe(elapsed)
+        self._metrics.upstream_attempt(model, str(channel.id), success, elapsed)
         self._publisher.submit_outcome(
             RelayOutcome(
                 request_id=caller.request_id,
@@ -715,11 +719,15 @@ class Relay:
         async def events() -> AsyncIterator[bytes]:
             completed = False
             try:
-                async for line in upstream.lines():
-                    for chunk in decoder.feed(line):
-                        if not client_wants_usage and b'"choices":[]' in chunk:
-                            continue
-                        yield b"data: " + chunk + b"\n\n"
+                async for lines in upstream.line_batches():
+                    out = [
+                        b"data: " + chunk + b"\n\n"
+                        for line in lines
+                        for chunk in decoder.feed(line)
+                        if client_wants_usage or b'"choices":[]' not in chunk
+                    ]
+                    if out:
+                        yield b"".join(out)
                 for chunk in decoder.close():
                     if not client_wants_usage and b'"choices":[]' in chunk:
                         continue
@@ -767,9 +775,8 @@ class Relay:
                     prompt_reset=prompt_reset,
                 )
 
-        return StreamingResponse(
+        return EventStreamResponse(
             events(),
-            media_type="text/event-stream",
             headers={
                 "X-Oneapi-Request-Id": caller.request_id,
                 "Cache-Control": "no-cache",
@@ -822,9 +829,9 @@ class Relay:
             content=ratios.describe(),
             system_prompt_reset=prompt_reset,
         )
-        self._metrics.tokens.labels(upstream_model, "prompt").inc(charge.prompt_tokens)
-        self._metrics.tokens.labels(upstream_model, "completion").inc(charge.completion_tokens)
-        self._metrics.quota.labels(upstream_model).inc(charge.quota)
+        self._metrics.spent(
+            upstream_model, charge.prompt_tokens, charge.completion_tokens, charge.quota
+        )
         task = asyncio.create_task(self._record(admission, event))
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)

@@ -55,13 +55,15 @@ class RelayModule(Module):
             proxy=settings.relay_proxy or None,
             auto_decompress=True,
         )
-        self._accounts = Accounts(database, cache, ttl=min(settings.sync_frequency, 60))
+        metrics = RelayMetrics(ctx.metrics)
+        self._accounts = Accounts(
+            database, cache, ttl=min(settings.sync_frequency, 60), on_lookup=metrics.cache_lookup
+        )
         self._ledger: Ledger = ledger_for(cache)
         self._publisher = UsagePublisher(
             bus, registry=ctx.metrics, spill_dir=settings.data_dir / "relay"
         )
         await self._publisher.start()
-        metrics = RelayMetrics(ctx.metrics)
         limiter = Limiter(
             cache,
             max_concurrency=settings.relay_max_concurrency,

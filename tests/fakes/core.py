@@ -340,6 +340,7 @@ class FakeState:
         self.record = (not fast) if record is None else record
         self.requests: list[RecordedRequest] = []
         self.request_count = 0
+        self.streams_cut_by_client = 0
         self.cache: dict[Any, Any] = {}
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
@@ -805,21 +806,26 @@ async def send_stream(
             await resp.write(provider.keepalive_frame)
             if outcome.chunk_delay:
                 await asyncio.sleep(outcome.chunk_delay)
-    for i, frame in enumerate(frames):
-        if outcome.drop_after is not None and i >= outcome.drop_after:
-            transport = request.transport
-            if transport is not None:
-                transport.close()  # flushes what was written, then closes: a cut stream
-            return resp
-        if outcome.error_after is not None and i >= outcome.error_after:
-            await resp.write(
-                provider.stream_error_frame(outcome.error or ErrorSpec("server_error"))
-            )
-            break
-        if i and outcome.chunk_delay:
-            await asyncio.sleep(outcome.chunk_delay)
-        await resp.write(frame)
-    await resp.write_eof()
+    try:
+        for i, frame in enumerate(frames):
+            if outcome.drop_after is not None and i >= outcome.drop_after:
+                transport = request.transport
+                if transport is not None:
+                    transport.close()  # flushes what was written, then closes: a cut stream
+                return resp
+            if outcome.error_after is not None and i >= outcome.error_after:
+                await resp.write(
+                    provider.stream_error_frame(outcome.error or ErrorSpec("server_error"))
+                )
+                break
+            if i and outcome.chunk_delay:
+                await asyncio.sleep(outcome.chunk_delay)
+            await resp.write(frame)
+        await resp.write_eof()
+    except (ConnectionError, asyncio.CancelledError):
+        # The client (the relay) closed the connection mid-stream.
+        ex.state.streams_cut_by_client += 1
+        raise
     return resp
 
 

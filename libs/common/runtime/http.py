@@ -106,6 +106,7 @@ class HttpServer:
             log_config=None,
             access_log=False,
             server_header=False,
+            proxy_headers=False,  # the relay reads X-Forwarded-For only from TRUSTED_PROXIES
             timeout_graceful_shutdown=grace_seconds,
             ws="none",
         )
