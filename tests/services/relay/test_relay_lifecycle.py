@@ -59,9 +59,12 @@ async def test_a_client_that_leaves_mid_stream_stops_the_upstream_and_pays_for_w
     fake.push(slow(chunk_delay=0.1))
     headers = {"Authorization": f"Bearer {stack.root_key}"}
     received = 0
-    async with httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http, http.stream(
-        "POST", "/chat/completions", json=chat(True, words), headers=headers
-    ) as response:
+    async with (
+        httpx.AsyncClient(base_url=stack.base_url, timeout=10) as http,
+        http.stream(
+            "POST", "/chat/completions", json=chat(True, words), headers=headers
+        ) as response,
+    ):
         assert response.status_code == 200
         async for line in response.aiter_lines():
             if line.startswith("data: ") and '"content"' in line:
