@@ -49,10 +49,7 @@ and empty bodies give a one-line message naming the status.
 
 from __future__ import annotations
 
-import base64
-import re
 import time
-import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
@@ -67,6 +64,14 @@ from libs.providers.base import (
     UpstreamError,
     UpstreamRequest,
     Usage,
+)
+from libs.providers.conversion import (
+    content_text,
+    describe_non_json,
+    one_line,
+    parse_data_url,
+    sse_json,
+    tool_arguments,
 )
 from libs.providers.errors import UnsupportedModeError
 from libs.providers.openai_format import chat_chunk, chat_completion, new_completion_id
@@ -100,8 +105,6 @@ _STATUS_OF_TYPE = {
     "overloaded_error": 529,
 }
 _TYPE_OF_STATUS = {status: type_ for type_, status in _STATUS_OF_TYPE.items()}
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_MAX_SNIPPET = 200
 
 
 class AnthropicAdaptor(Adaptor):
@@ -200,7 +203,9 @@ class AnthropicAdaptor(Adaptor):
             payload = orjson.loads(stripped)
         except orjson.JSONDecodeError:
             return UpstreamError(
-                status, _describe_text(status, stripped), type=_fallback_type(status)
+                status,
+                describe_non_json("Anthropic", status, stripped),
+                type=_fallback_type(status),
             )
         error = _error_of(status, payload)
         if error is not None:
@@ -243,7 +248,7 @@ def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            text = _content_text(content)
+            text = content_text(content)
             if text:
                 system.append(text)
         elif role == "user":
@@ -276,7 +281,7 @@ def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[
                 "type": "tool_result",
                 "tool_use_id": str(message.get("tool_call_id") or message.get("name") or ""),
             }
-            text = _content_text(content)
+            text = content_text(content)
             if text:
                 result["content"] = text
             add("user", [result])
@@ -314,18 +319,6 @@ def messages_request(model: str, body: dict[str, Any], *, stream: bool) -> dict[
     return out
 
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            str(part.get("text") or "")
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text" and part.get("text")
-        )
-    return ""
-
-
 def _user_blocks(content: Any, *, images: bool = True) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
@@ -360,30 +353,8 @@ def _image_source(url: str) -> dict[str, Any]:
     return {"type": "base64", "media_type": data[0], "data": data[1]}
 
 
-def parse_data_url(url: str) -> tuple[str, str] | None:
-    """`data:<mime>[;base64],<data>` as (mime type, base64 data); None for any other URL."""
-    if not url.startswith("data:"):
-        return None
-    header, sep, data = url[5:].partition(",")
-    if not sep:
-        return None
-    params = header.split(";")
-    mime = params[0].strip().lower() or "text/plain"
-    if "base64" in (p.strip().lower() for p in params[1:]):
-        return mime, "".join(data.split())
-    return mime, base64.b64encode(urllib.parse.unquote_to_bytes(data)).decode()
-
-
 def _arguments(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    if isinstance(raw, str) and raw.strip():
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
+    return tool_arguments(raw)
 
 
 def _strip_trailing_whitespace(turns: list[dict[str, Any]]) -> None:
@@ -621,16 +592,7 @@ def _int(value: Any) -> int:
 
 
 def _sse_payload(line: bytes) -> dict[str, Any] | None:
-    """The JSON object of a `data:` line; also a bare JSON line (an error body on a 200)."""
-    stripped = line.strip()
-    if stripped.startswith(b"data:"):
-        stripped = stripped[5:].strip()
-    elif not stripped.startswith(b"{"):
-        return None  # `event:` lines, blank lines, comments
-    try:
-        payload = orjson.loads(stripped)
-    except orjson.JSONDecodeError:
-        return None
+    payload = sse_json(line)
     return payload if isinstance(payload, dict) else None
 
 
@@ -643,21 +605,17 @@ def _fallback_type(status: int) -> str:
     return "api_error" if status >= 500 else "upstream_error"
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
 def _error_of(status: int, payload: Any) -> UpstreamError | None:
     """The error an Anthropic (or OpenAI-shaped) error body describes."""
     if not isinstance(payload, dict):
         return None
     error = payload.get("error")
     if isinstance(error, str) and error:
-        return UpstreamError(status, _one_line(error), type=_fallback_type(status))
+        return UpstreamError(status, one_line(error), type=_fallback_type(status))
     if not isinstance(error, dict):
         message = payload.get("message")
         if isinstance(message, str) and message:
-            return UpstreamError(status, _one_line(message), type=_fallback_type(status))
+            return UpstreamError(status, one_line(message), type=_fallback_type(status))
         return None
     error_type = error.get("type")
     error_type = (
@@ -665,7 +623,7 @@ def _error_of(status: int, payload: Any) -> UpstreamError | None:
     )
     message = error.get("message")
     message = (
-        _one_line(message)
+        one_line(message)
         if isinstance(message, str) and message.strip()
         else f"Anthropic answered HTTP {status} with error type {error_type}"
     )
@@ -697,21 +655,6 @@ def _embedded_error(payload: dict[str, Any]) -> UpstreamError | None:
     return _error_of(status, payload) or UpstreamError(
         status, "Anthropic sent an error without a message", type="api_error"
     )
-
-
-def _describe_text(status: int, body: bytes) -> str:
-    """A one-line message for a body that is not JSON (a proxy's HTML page, plain text)."""
-    head = body[:4096]
-    lowered = head.lower()
-    if head.startswith(b"<") or b"<html" in lowered or b"<!doctype" in lowered:
-        match = _TITLE.search(head)
-        title = _one_line(match.group(1).decode("utf-8", "replace")) if match else ""
-        suffix = f" ({title[:_MAX_SNIPPET]})" if title else ""
-        return f"Anthropic answered HTTP {status} with an HTML page, not an API error{suffix}"
-    text = _one_line(head.decode("utf-8", "replace"))
-    if len(text) > _MAX_SNIPPET:
-        text = text[:_MAX_SNIPPET] + "..."
-    return f"Anthropic answered HTTP {status}: {text}"
 
 
 __all__ = [

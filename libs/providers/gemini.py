@@ -92,6 +92,14 @@ from libs.providers.base import (
     UpstreamRequest,
     Usage,
 )
+from libs.providers.conversion import (
+    content_text,
+    describe_non_json,
+    one_line,
+    parse_data_url,
+    sse_json,
+    tool_arguments,
+)
 from libs.providers.errors import InvalidRequestError, UnsupportedModeError
 from libs.providers.openai_format import new_completion_id, usage_object
 
@@ -151,8 +159,6 @@ _STATUS_TYPES = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_MAX_SNIPPET = 200
 
 
 class GeminiAdaptor(Adaptor):
@@ -229,7 +235,7 @@ class GeminiAdaptor(Adaptor):
             payload = orjson.loads(stripped)
         except orjson.JSONDecodeError:
             return UpstreamError(
-                status, _describe_text(status, stripped), type=_fallback_type(status)
+                status, describe_non_json("Gemini", status, stripped), type=_fallback_type(status)
             )
         return _error_of(status, payload) or UpstreamError(
             status,
@@ -270,7 +276,7 @@ def content_request(body: dict[str, Any], *, safety_setting: str) -> dict[str, A
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            text = _content_text(content)
+            text = content_text(content)
             if text:
                 system.append(text)
         elif role == "user":
@@ -293,7 +299,7 @@ def content_request(body: dict[str, Any], *, safety_setting: str) -> dict[str, A
         elif role in ("tool", "function"):
             call_id = str(message.get("tool_call_id") or "")
             name = call_names.get(call_id) or str(message.get("name") or call_id or "function")
-            response = {"name": name, "content": _result_value(_content_text(content))}
+            response = {"name": name, "content": _result_value(content_text(content))}
             add("user", [{"functionResponse": {"name": name, "response": response}}])
 
     out: dict[str, Any] = {"contents": contents}
@@ -323,18 +329,6 @@ def _needs_v1beta(body: dict[str, Any]) -> bool:
         or "responseMimeType" in config
         or "responseSchema" in config
     )
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            str(part.get("text") or "")
-            for part in content
-            if isinstance(part, dict) and part.get("type") == "text" and part.get("text")
-        )
-    return ""
 
 
 def _parts(content: Any, *, media: bool = True) -> list[dict[str, Any]]:
@@ -380,31 +374,8 @@ def _media_part(url: str) -> dict[str, Any]:
     return {"fileData": file_data}
 
 
-def parse_data_url(url: str) -> tuple[str, str] | None:
-    """`data:<mime>[;base64],<data>` as (mime type, base64 data); None for any other URL."""
-    if not url.startswith("data:"):
-        return None
-    header, sep, data = url[5:].partition(",")
-    if not sep:
-        return None
-    params = header.split(";")
-    mime = params[0].strip().lower() or "text/plain"
-    if "base64" in (p.strip().lower() for p in params[1:]):
-        return mime, "".join(data.split())
-    return mime, base64.b64encode(urllib.parse.unquote_to_bytes(data)).decode()
-
-
 def _arguments(function: Mapping[str, Any]) -> dict[str, Any]:
-    raw = function.get("arguments")
-    if isinstance(raw, dict):
-        return raw
-    if isinstance(raw, str) and raw.strip():
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
+    return tool_arguments(function.get("arguments"))
 
 
 def _result_value(text: str) -> Any:
@@ -864,18 +835,9 @@ class GeminiStreamDecoder(StreamDecoder):
 
 
 def _sse_payload(line: bytes) -> dict[str, Any] | None:
-    """The JSON object of a `data:` line; also a bare JSON line (an error body on a 200)."""
-    stripped = line.strip()
-    if stripped.startswith(b"data:"):
-        stripped = stripped[5:].strip()
-    elif not stripped.startswith(b"{"):
-        return None
-    try:
-        payload = orjson.loads(stripped)
-    except orjson.JSONDecodeError:
-        return None
+    payload = sse_json(line)
     if isinstance(payload, list) and payload:
-        payload = payload[0]
+        payload = payload[0]  # a JSON array (no alt=sse): its first element
     return payload if isinstance(payload, dict) else None
 
 
@@ -888,10 +850,6 @@ def _fallback_type(status: int) -> str:
     return "INTERNAL" if status >= 500 else "upstream_error"
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
 def _error_of(status: int, payload: Any) -> UpstreamError | None:
     """The error a Gemini (or OpenAI-shaped) error body describes."""
     if isinstance(payload, list) and payload:
@@ -900,12 +858,12 @@ def _error_of(status: int, payload: Any) -> UpstreamError | None:
         return None
     error = payload.get("error")
     if isinstance(error, str) and error:
-        return UpstreamError(status, _one_line(error), type=_fallback_type(status))
+        return UpstreamError(status, one_line(error), type=_fallback_type(status))
     if not isinstance(error, dict):
         return None
     message = error.get("message")
     message = (
-        _one_line(message)
+        one_line(message)
         if isinstance(message, str) and message.strip()
         else f"Gemini answered HTTP {status} without an error message"
     )
@@ -939,21 +897,6 @@ def _embedded_error(payload: dict[str, Any]) -> UpstreamError | None:
     return _error_of(status, payload) or UpstreamError(
         status, "Gemini sent an error without a message", type="INTERNAL"
     )
-
-
-def _describe_text(status: int, body: bytes) -> str:
-    """A one-line message for a body that is not JSON (a proxy's HTML page, plain text)."""
-    head = body[:4096]
-    lowered = head.lower()
-    if head.startswith(b"<") or b"<html" in lowered or b"<!doctype" in lowered:
-        match = _TITLE.search(head)
-        title = _one_line(match.group(1).decode("utf-8", "replace")) if match else ""
-        suffix = f" ({title[:_MAX_SNIPPET]})" if title else ""
-        return f"Gemini answered HTTP {status} with an HTML page, not an API error{suffix}"
-    text = _one_line(head.decode("utf-8", "replace"))
-    if len(text) > _MAX_SNIPPET:
-        text = text[:_MAX_SNIPPET] + "..."
-    return f"Gemini answered HTTP {status}: {text}"
 
 
 __all__ = [
