@@ -567,7 +567,10 @@ class Relay:
             except UpstreamError as exc:  # an error body that came with a 200
                 error = RelayError(exc.status_code, exc.message, type=exc.type, code=exc.code)
                 return self._failed(caller, channel, model, error, began, exc)
-            text = answer.decode(errors="replace") if mode in _TRANSCRIPTS else _answer_text(answer)
+            if mode in _TRANSCRIPTS:
+                text = answer.decode(errors="replace")
+            else:  # the generated text matters only when the upstream reported no usage
+                text = "" if usage is not None else _answer_text(answer)
             media_type = content_type if mode in _TRANSCRIPTS else "application/json"
         self._outcome(caller, channel, model, True, 200, None, time.monotonic() - began)
         charge = meter.charge(ratios, usage, text)

@@ -12,7 +12,7 @@ import pytest
 
 from libs.common.events import UsageEvent
 from libs.common.pricing import Pricing
-from tests.fakes import FakeUpstream, error
+from tests.fakes import FakeUpstream, error, no_usage
 from tests.services.relay.stack import SeedChannel, Stack, relay_stack
 
 CHAT_MODEL = "gpt-4o-mini"
@@ -214,3 +214,18 @@ async def test_upstream_error_is_reported_in_openai_format_with_request_id(
     assert body["message"].startswith("bad temperature (request id: ")
     request_id = caught.value.response.headers["x-oneapi-request-id"]
     assert body["message"].endswith(f"(request id: {request_id})")
+
+
+async def test_without_upstream_usage_tokens_are_counted_locally(
+    stack: Stack, openai_fake: FakeUpstream
+) -> None:
+    openai_fake.push(no_usage())
+    answer = await client(stack).chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "count these words"}]
+    )
+    assert answer.usage is None
+    [event] = await stack.usage_events(1)
+    # cl100k: 3 per message + "user" 1 + "count these words" 3, + 3 for the reply
+    assert event.prompt_tokens == 10
+    assert event.completion_tokens == 3
+    assert event.quota == expected_quota(event)
