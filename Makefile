@@ -38,10 +38,11 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.dev-installed lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-# Relay vs a minimal aiohttp proxy (and later billing): ratios measured in one invocation.
+# Relay vs a minimal aiohttp proxy, billing vs INSERT-per-event: ratios measured in one invocation.
 bench: $(VENV)/.dev-installed
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 	$(BIN)/python -m bench.relay_bench
+	$(BIN)/python -m bench.billing_bench
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -12,6 +12,10 @@ Subjects
     ``config.changed``  core NATS, fan-out: `ConfigChanged` after a commit relays must see.
     ``quota.updated``   core NATS, fan-out: `QuotaUpdated` after billing commits a batch.
 
+Requests (core NATS request/reply, served by one member of a queue group)
+    ``health.test``     `ChannelTestRequest` -> `ChannelTestReply`: test channels now (admin).
+    ``health.balance``  `BalanceRequest` -> `BalanceReply`: refresh channel balances now.
+
 Namespacing
     A namespace ``N`` (setting ``NATS_NAMESPACE``) prefixes everything: subjects become
     ``N.<subject>``, streams ``N_<STREAM>``, key-value buckets ``N_<bucket>``. The empty
@@ -206,6 +210,70 @@ class QuotaUpdated(Event, frozen=True, kw_only=True):
     at: float = msgspec.field(default_factory=time.time)
 
 
+class ChannelTestRequest(Event, frozen=True, kw_only=True):
+    """Test channels now (the admin's "test" buttons); answered by one health replica.
+
+    `channel_ids` empty means every channel that is enabled or auto-disabled; with
+    `only_disabled` only the auto-disabled ones. `model` overrides each channel's test model.
+    Listed channels are tested before the reply; a test of every channel runs in the
+    background (the reply says it started) unless `wait` is set.
+    """
+
+    channel_ids: list[int] = msgspec.field(default_factory=list)
+    only_disabled: bool = False
+    model: str = ""
+    wait: bool = False
+
+
+class ChannelTestResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One channel's test: what was asked, how long it took, and the channel's status after."""
+
+    channel_id: int
+    name: str = ""
+    model: str = ""
+    success: bool
+    message: str = ""
+    response_time_ms: int = 0
+    status: int = 0
+    """The channel's status after the test (1 enabled, 2 manually, 3 automatically disabled)."""
+
+
+class ChannelTestReply(Event, frozen=True, kw_only=True):
+    """`results` of the tests that ran, or `started` when they run in the background."""
+
+    started: bool = False
+    message: str = ""
+    results: list[ChannelTestResult] = msgspec.field(default_factory=list)
+
+
+class BalanceRequest(Event, frozen=True, kw_only=True):
+    """Refresh balances now: `channel_ids`, or every enabled channel when empty (then in the
+    background unless `wait`)."""
+
+    channel_ids: list[int] = msgspec.field(default_factory=list)
+    wait: bool = False
+
+
+class BalanceResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One channel's balance refresh; `unsupported` when its type has no balance API."""
+
+    channel_id: int
+    name: str = ""
+    success: bool
+    balance: float = 0.0
+    """USD, as stored in `channels.balance`."""
+    message: str = ""
+    unsupported: bool = False
+
+
+class BalanceReply(Event, frozen=True, kw_only=True):
+    """`results` of the refreshes that ran, or `started` when they run in the background."""
+
+    started: bool = False
+    message: str = ""
+    results: list[BalanceResult] = msgspec.field(default_factory=list)
+
+
 E = TypeVar("E", bound=Event)
 
 
@@ -235,6 +303,10 @@ USAGE_DEAD: Final = "usage.dead"
 RELAY_OUTCOME: Final = "relay.outcome"
 CONFIG_CHANGED: Final = "config.changed"
 QUOTA_UPDATED: Final = "quota.updated"
+HEALTH_TEST: Final = "health.test"
+HEALTH_BALANCE: Final = "health.balance"
+HEALTH_QUEUE: Final = "health"
+"""The queue group health replicas serve requests in: each request reaches one of them."""
 
 USAGE_STREAM: Final = "USAGE"
 USAGE_DEAD_STREAM: Final = "USAGE_DEAD"
@@ -256,6 +328,15 @@ class SubjectSpec:
     event: type[Event] | None
     """None for subjects that carry raw bytes (dead letters)."""
     stream: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """A request/reply subject (core NATS): the request's schema and its reply's."""
+
+    subject: str
+    request: type[Event]
+    reply: type[Event]
 
 
 @dataclass(frozen=True)
@@ -294,6 +375,11 @@ SUBJECTS: Final[tuple[SubjectSpec, ...]] = (
     SubjectSpec(RELAY_OUTCOME, RelayOutcome),
     SubjectSpec(CONFIG_CHANGED, ConfigChanged),
     SubjectSpec(QUOTA_UPDATED, QuotaUpdated),
+)
+
+REQUESTS: Final[tuple[RequestSpec, ...]] = (
+    RequestSpec(HEALTH_TEST, ChannelTestRequest, ChannelTestReply),
+    RequestSpec(HEALTH_BALANCE, BalanceRequest, BalanceReply),
 )
 
 STREAMS: Final[tuple[StreamSpec, ...]] = (
@@ -345,6 +431,14 @@ def subject_spec(event_type: type[Event]) -> SubjectSpec:
         if spec.event is event_type:
             return spec
     raise UndeclaredEventError(f"no subject carries {event_type.__name__}")
+
+
+def request_spec(request_type: type[Event]) -> RequestSpec:
+    """The declaration of the request/reply subject that carries `request_type`."""
+    for spec in REQUESTS:
+        if spec.request is request_type:
+            return spec
+    raise UndeclaredEventError(f"no request subject carries {request_type.__name__}")
 
 
 def stream_spec(name: str) -> StreamSpec:

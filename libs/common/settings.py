@@ -93,6 +93,22 @@ class Settings(BaseSettings):
     metric_queue_size: int = Field(10, ge=1)
     metric_success_rate_threshold: float = Field(0.8, ge=0, le=1)
     test_prompt: str = DEFAULT_TEST_PROMPT
+    channel_test_period_seconds: float | None = Field(
+        None, gt=0, description="seconds between channel tests; overrides CHANNEL_TEST_FREQUENCY"
+    )
+    channel_update_period_seconds: float | None = Field(
+        None, gt=0, description="seconds between balance refreshes; overrides the minutes"
+    )
+    channel_test_concurrency: int = Field(4, ge=1, description="channels tested at once")
+    health_lease_seconds: int = Field(
+        15, ge=1, description="how long a health replica holds the schedule without renewing"
+    )
+    notify_webhook_url: str = Field(
+        "", description="POST a JSON notice here on every automatic channel disable and enable"
+    )
+    notify_webhook_secret: str = Field(
+        "", description="HMAC-SHA256 key signing the webhook's body (X-Oneapi-Signature)"
+    )
 
     # --- admin ---------------------------------------------------------------------------
     global_api_rate_limit: int = Field(180, ge=0, description="per IP per 3 minutes")
@@ -154,6 +170,24 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("names no target")
         return value
+
+    @property
+    def channel_test_period(self) -> float | None:
+        """Seconds between scheduled channel tests; None: no scheduled tests."""
+        if self.channel_test_period_seconds is not None:
+            return self.channel_test_period_seconds
+        if self.channel_test_frequency is not None:
+            return self.channel_test_frequency * 60.0
+        return None
+
+    @property
+    def channel_update_period(self) -> float | None:
+        """Seconds between scheduled balance refreshes; None: no scheduled refreshes."""
+        if self.channel_update_period_seconds is not None:
+            return self.channel_update_period_seconds
+        if self.channel_update_frequency is not None:
+            return self.channel_update_frequency * 60.0
+        return None
 
     @property
     def sqlite_file(self) -> Path:

@@ -8,6 +8,8 @@
     consumer = await bus.pull_consumer(UsageEvent, BILLING_CONSUMER)
     for delivery in await consumer.fetch(batch=100, timeout=1.0):
         ...  # delivery.event or delivery.error; then ack / nak / term / dead_letter
+    await bus.serve(ChannelTestRequest, answer_test, queue=HEALTH_QUEUE)  # request/reply
+    reply = await bus.request(ChannelTestRequest(channel_ids=[3]), ChannelTestReply)
     await bus.close()                                # drains
 
 Subjects, streams, consumers and schemas are declared in `libs.common.events`, never here.

@@ -35,6 +35,7 @@ from libs.common.events import (
     consumer_spec,
     decode,
     encode,
+    request_spec,
     subject_spec,
 )
 
@@ -92,6 +93,7 @@ class Bus:
         self._url = url
         self._jetstream = client.jetstream()
         self._pull_consumers: set[PullConsumer[Any]] = set()
+        self._answering: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def connect(
@@ -186,7 +188,11 @@ class Bus:
             try:
                 await self._jetstream.add_stream(config)
             except nats.js.errors.APIError as exc:
-                if exc.err_code != _STREAM_CONFIG_DIFFERS:
+                # Another process may have created it a moment ago: older servers then answer
+                # "subjects overlap" rather than "already in use". If it exists now, converge.
+                if exc.err_code != _STREAM_CONFIG_DIFFERS and not await self._stream_exists(
+                    config.name or ""
+                ):
                     reason = exc.description
                     raise BusError(f"cannot create stream {config.name}: {reason}") from None
                 await self._update_stream(config)
@@ -206,6 +212,13 @@ class Bus:
                 raise BusUnavailable(
                     f"cannot create consumer {consumer.durable} on {stream}: {exc!r}"
                 ) from None
+
+    async def _stream_exists(self, name: str) -> bool:
+        try:
+            await self._jetstream.stream_info(name)
+        except nats.js.errors.NotFoundError:
+            return False
+        return True
 
     async def _update_stream(self, config: api.StreamConfig) -> None:
         try:
@@ -355,6 +368,96 @@ class Bus:
         self._pull_consumers.add(consumer)
         return consumer
 
+    # --- requests -----------------------------------------------------------------------
+
+    async def serve(
+        self,
+        request_type: type[E],
+        handler: Callable[[E], Awaitable[Event]],
+        *,
+        queue: str,
+    ) -> Subscription:
+        """Answer each `request_type` request on its subject with what `handler` returns.
+
+        Processes that serve with the same `queue` share the requests: each reaches one of
+        them. Every request is handled in a task of its own, so a slow one holds up no other.
+        A request that does not decode, a handler that raises and a reply of the wrong type
+        are logged and get no answer (the requester times out); handlers should answer their
+        own failures in the reply.
+        """
+        spec = request_spec(request_type)
+        subject = self._namespace.subject(spec.subject)
+
+        async def answer(msg: Msg) -> None:
+            try:
+                request = decode(msg.data, request_type)
+            except EventDecodeError as exc:
+                logger.warning("dropped a request on %s: %s", subject, exc)
+                return
+            try:
+                reply = await handler(request)
+            except Exception:
+                logger.exception("handler %s failed on %s", _name_of(handler), subject)
+                return
+            if not isinstance(reply, spec.reply):
+                logger.error(
+                    "handler %s answered %s with %s, not %s",
+                    _name_of(handler),
+                    subject,
+                    type(reply).__name__,
+                    spec.reply.__name__,
+                )
+                return
+            if not msg.reply:
+                return
+            try:
+                await msg.respond(encode(reply))
+            except _UNAVAILABLE as exc:
+                logger.warning("cannot answer a request on %s: %r", subject, exc)
+
+        async def on_message(msg: Msg) -> None:
+            task = asyncio.create_task(answer(msg), name=f"answer {spec.subject}")
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+        try:
+            subscription = await self._client.subscribe(subject, queue=queue, cb=on_message)
+        except _UNAVAILABLE as exc:
+            raise BusUnavailable(f"cannot serve {subject}: {exc!r}") from None
+        if self.connected:
+            try:
+                await self.flush()
+            except BusUnavailable:
+                logger.warning("serving %s while NATS is away", subject)
+        return subscription
+
+    async def request(
+        self,
+        request: Event,
+        reply_type: type[E],
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 - the NATS request's own deadline
+    ) -> E:
+        """Send `request` on its subject and return the reply of one server.
+
+        Raises `BusUnavailable` when nobody serves the subject or no reply came in time, and
+        `EventDecodeError` when the reply is not a `reply_type`.
+        """
+        spec = request_spec(type(request))
+        if spec.reply is not reply_type:
+            raise BusError(
+                f"{type(request).__name__} is answered with {spec.reply.__name__}, "
+                f"not {reply_type.__name__}"
+            )
+        subject = self._namespace.subject(spec.subject)
+        try:
+            msg = await self._client.request(subject, encode(request), timeout=timeout)
+        except nats.errors.NoRespondersError:
+            raise BusUnavailable(f"nothing serves {spec.subject}") from None
+        except _UNAVAILABLE as exc:
+            raise BusUnavailable(f"no answer on {spec.subject}: {exc!r}") from None
+        return decode(msg.data, reply_type)
+
     # --- key-value ----------------------------------------------------------------------
 
     async def key_value(
@@ -396,6 +499,11 @@ class Bus:
             # With the server gone, closing can fail on the dead socket too; nothing is left to do.
             with contextlib.suppress(Exception):
                 await self._client.close()
+        # Requests still being answered can no longer be answered.
+        answering = list(self._answering)
+        for task in answering:
+            task.cancel()
+        await asyncio.gather(*answering, return_exceptions=True)
 
 
 class Delivery(Generic[E]):

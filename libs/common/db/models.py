@@ -57,6 +57,7 @@ __all__ = [
     "Option",
     "Redemption",
     "RedemptionStatus",
+    "SettledRequest",
     "Token",
     "TokenStatus",
     "User",
@@ -294,6 +295,27 @@ class Redemption(Base):
     quota: Mapped[int] = _bigint(100, nullable=False)
     created_time: Mapped[int] = _bigint(0, nullable=False)
     redeemed_time: Mapped[int] = _bigint(0, nullable=False)
+
+
+class SettledRequest(Base):
+    """A usage request billing has charged: the idempotency key of the charge.
+
+    Billing inserts the row in the transaction that charges the request, so a request id
+    present here was charged exactly once, whatever is redelivered. `log_pending` is true while
+    the request's consume log, owed to a logs database of its own (`LOG_SQL_DSN`), is not known
+    to be written. `settled_at` (Unix seconds) lets old rows be pruned.
+    """
+
+    __tablename__ = "settled_requests"
+    __table_args__ = (
+        Index("ix_settled_requests_settled_at", "settled_at"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    # Case-sensitive on MySQL/MariaDB too: two ids differing in case are two requests.
+    request_id: Mapped[str] = mapped_column(credential(64), primary_key=True)
+    settled_at: Mapped[int] = _bigint(0, nullable=False)
+    log_pending: Mapped[bool] = _bool(False, nullable=False)
 
 
 class Log(LogBase):

@@ -25,7 +25,15 @@ from libs.common.db.migrations._environment import Environment, configure_option
 from libs.common.db.models import Base, LogBase
 
 ALEMBIC_TABLES = {"alembic_version", "alembic_version_logs"}
-MAIN_TABLES = {"users", "tokens", "channels", "abilities", "options", "redemptions"}
+MAIN_TABLES = {
+    "users",
+    "tokens",
+    "channels",
+    "abilities",
+    "options",
+    "redemptions",
+    "settled_requests",
+}
 
 
 async def table_names(database: Database, *, logs: bool = False) -> set[str]:

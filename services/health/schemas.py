@@ -1,0 +1,120 @@
+"""What the health service passes around: channel snapshots, test and balance outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+
+from libs.common.db.models import Channel, ChannelStatus
+from libs.providers.base import ChannelInfo
+from libs.providers.channel_types import default_base_url
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRow:
+    """A channel as the health service read it: an immutable snapshot of its row."""
+
+    id: int
+    type: int
+    name: str
+    status: int
+    key: str
+    base_url: str
+    """The channel's own base URL, else its type's default; no trailing slash."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    other: str = ""
+    models: tuple[str, ...] = ()
+    model_mapping: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, row: Channel) -> ChannelRow:
+        """The snapshot of a `channels` row (its base URL defaulted as the relay does)."""
+        mapping = {str(k): str(v) for k, v in _json_object(row.model_mapping).items() if v}
+        return cls(
+            id=row.id,
+            type=row.type,
+            name=row.name,
+            status=row.status,
+            key=row.key,
+            base_url=(row.base_url or "").rstrip("/") or default_base_url(row.type),
+            config=MappingProxyType(_json_object(row.config)),
+            other=row.other or "",
+            models=tuple(m.strip() for m in (row.models or "").split(",") if m.strip()),
+            model_mapping=MappingProxyType(mapping),
+        )
+
+    @property
+    def info(self) -> ChannelInfo:
+        """What an adaptor may know of the channel."""
+        return ChannelInfo(
+            id=self.id,
+            type=self.type,
+            key=self.key,
+            base_url=self.base_url,
+            config=self.config,
+            other=self.other,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == ChannelStatus.ENABLED
+
+    @property
+    def auto_disabled(self) -> bool:
+        return self.status == ChannelStatus.AUTO_DISABLED
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    """One test request: what was asked, how it went and how long it took."""
+
+    model: str
+    success: bool
+    elapsed_ms: int
+    message: str = ""
+    status_code: int = 0
+    error_type: str = ""
+    error_code: str = ""
+    timed_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceOutcome:
+    """One balance query; `balance` is None when it failed or the type has no balance API."""
+
+    balance: float | None
+    message: str = ""
+    unsupported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An automatic status change the database accepted (the row was in the expected state)."""
+
+    channel_id: int
+    name: str
+    type: int
+    status: int
+    """The new status: `ChannelStatus.AUTO_DISABLED` or `ChannelStatus.ENABLED`."""
+    reason: str
+    cause: str
+    """What triggered it, for metrics: rule, success_rate, slow, balance, test_passed."""
+    at: int
+
+    @property
+    def disabled(self) -> bool:
+        return self.status == ChannelStatus.AUTO_DISABLED
