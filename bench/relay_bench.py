@@ -2,9 +2,9 @@
 
     python -m bench.relay_bench [--seconds 10]
 
-Layout on a 2-core machine: the system under test (`oneapi run --target relay` on the embedded
-defaults, or the minimal proxy) is pinned to core 0; the fake upstream (fast mode), the load generator (wrk) and the relay's embedded
-nats-server share core 1. For each of
+Layout on a 2-core machine: the system under test (`oneapi run --target relay` on the
+embedded defaults, or the minimal proxy) is pinned to core 0; the fake upstream (fast mode),
+the load generator (wrk) and the relay's embedded nats-server share core 1. For each of
 non-streaming and streaming chat it measures requests/s at concurrency 32 and p50/p99 latency
 at concurrency 1, for both, and prints the relay's ratio to the proxy (the ceiling).
 """
