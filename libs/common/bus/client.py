@@ -78,6 +78,9 @@ def _header_value(text: str) -> str:
     return " ".join(text.split())[:_MAX_HEADER_CHARS]
 
 
+STREAM_CREATE_ATTEMPTS = 4
+
+
 class Bus:
     """The NATS connection of a process, speaking in the events of `libs.common.events`.
 
@@ -185,19 +188,7 @@ class Bus:
         """
         for spec in STREAMS:
             config = stream_config(spec, self._namespace, replicas=replicas)
-            try:
-                await self._jetstream.add_stream(config)
-            except nats.js.errors.APIError as exc:
-                # Another process may have created it a moment ago: older servers then answer
-                # "subjects overlap" rather than "already in use". If it exists now, converge.
-                if exc.err_code != _STREAM_CONFIG_DIFFERS and not await self._stream_exists(
-                    config.name or ""
-                ):
-                    reason = exc.description
-                    raise BusError(f"cannot create stream {config.name}: {reason}") from None
-                await self._update_stream(config)
-            except _UNAVAILABLE as exc:
-                raise BusUnavailable(f"cannot create stream {config.name}: {exc!r}") from None
+            await self._ensure_stream(config)
         for consumer in CONSUMERS:
             stream = self._namespace.stream(consumer.stream)
             try:
@@ -212,6 +203,31 @@ class Bus:
                 raise BusUnavailable(
                     f"cannot create consumer {consumer.durable} on {stream}: {exc!r}"
                 ) from None
+
+    async def _ensure_stream(self, config: api.StreamConfig) -> None:
+        for attempt in range(1, STREAM_CREATE_ATTEMPTS + 1):
+            try:
+                await self._jetstream.add_stream(config)
+                return
+            except nats.js.errors.APIError as exc:
+                # Another process may have created it a moment ago: older servers then answer
+                # "subjects overlap" rather than "already in use". If it exists now, converge.
+                if exc.err_code == _STREAM_CONFIG_DIFFERS or await self._stream_exists(
+                    config.name or ""
+                ):
+                    await self._update_stream(config)
+                    return
+                if attempt == STREAM_CREATE_ATTEMPTS:
+                    reason = exc.description
+                    raise BusError(f"cannot create stream {config.name}: {reason}") from None
+                # A server busy creating or removing other streams' storage can refuse
+                # transiently ("error creating store for stream"); try again shortly.
+                logger.warning(
+                    "creating stream %s failed (%s); retrying", config.name, exc.description
+                )
+                await asyncio.sleep(0.2 * attempt)
+            except _UNAVAILABLE as exc:
+                raise BusUnavailable(f"cannot create stream {config.name}: {exc!r}") from None
 
     async def _stream_exists(self, name: str) -> bool:
         try:
