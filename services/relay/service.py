@@ -120,8 +120,28 @@ class Attempt:
     retryable: bool = False
 
 
+@dataclass(slots=True)
+class Job:
+    """What stays the same across one request's attempts."""
+
+    caller: Caller
+    mode: Mode
+    model: str
+    body: dict[str, Any]
+    raw: bytes | None
+    files: tuple[FormFile, ...]
+    meter: Meter
+    stream: bool
+    admission: Admission | None = None  # set once the estimate is reserved
+
+    @property
+    def admitted(self) -> Admission:
+        assert self.admission is not None, "the job was not admitted"
+        return self.admission
+
+
 class Relay:
-    """One per relay process; every request goes through `handle`."""
+    """One per relay process; every request goes through `handle_json` or `handle_multipart`."""
 
     def __init__(
         self,
@@ -258,9 +278,7 @@ class Relay:
         model = self._model_of(body, mode)
         stream = bool(body.get("stream")) and mode in STREAMING_MODES
         meter = self._meter(mode, model, body)
-        return await self._relay(
-            caller, mode, model, body, raw=raw or None, files=(), meter=meter, stream=stream
-        )
+        return await self._relay(Job(caller, mode, model, body, raw or None, (), meter, stream))
 
     async def handle_multipart(self, request: Request, caller: Caller, mode: Mode) -> Response:
         if self._declared_size(request) > self._settings.relay_max_request_bytes:
@@ -285,9 +303,7 @@ class Relay:
             raise bad_request("file is required", param="file")
         model = self._model_of(fields, mode)
         meter = TranscriptMeter(self._tokenizer.counter(model))
-        return await self._relay(
-            caller, mode, model, fields, raw=None, files=tuple(files), meter=meter, stream=False
-        )
+        return await self._relay(Job(caller, mode, model, fields, None, tuple(files), meter, False))
 
     @staticmethod
     def _declared_size(request: Request) -> int:
@@ -353,18 +369,8 @@ class Relay:
 
     # --- the relay loop -----------------------------------------------------------------------
 
-    async def _relay(
-        self,
-        caller: Caller,
-        mode: Mode,
-        model: str,
-        body: dict[str, Any],
-        *,
-        raw: bytes | None,
-        files: tuple[FormFile, ...],
-        meter: Meter,
-        stream: bool,
-    ) -> Response:
+    async def _relay(self, job: Job) -> Response:
+        caller, model = job.caller, job.model
         caller.model = model
         if not caller.token.allows_model(model):
             raise forbidden(
@@ -377,8 +383,8 @@ class Relay:
         ratios = ratios_for(
             catalog.pricing, channel.upstream_model(model), channel.info.type, group
         )
-        estimate = meter.estimate(ratios, catalog.options.integer("PreConsumedQuota"))
-        admission = await self._admit(caller, estimate)
+        estimate = job.meter.estimate(ratios, catalog.options.integer("PreConsumedQuota"))
+        admission = job.admission = await self._admit(caller, estimate)
         if not self._limiter.enter():
             await self._ledger.cancel(admission)
             self._metrics.rejected.labels("concurrency").inc()
@@ -386,9 +392,7 @@ class Relay:
                 429, "too many requests in flight, please retry later", code="concurrency_limit"
             )
         try:
-            return await self._attempts(
-                caller, catalog, mode, model, body, raw, files, meter, stream, channel, admission
-            )
+            return await self._attempts(job, catalog, channel)
         except BaseException:
             self._limiter.leave()
             await self._ledger.cancel(admission)
@@ -438,20 +442,8 @@ class Relay:
                 503, "quota accounting is unavailable, please retry", code="ledger_unavailable"
             ) from None
 
-    async def _attempts(
-        self,
-        caller: Caller,
-        catalog: Catalog,
-        mode: Mode,
-        model: str,
-        body: dict[str, Any],
-        raw: bytes | None,
-        files: tuple[FormFile, ...],
-        meter: Meter,
-        stream: bool,
-        channel: ChannelEntry,
-        admission: Admission,
-    ) -> Response:
+    async def _attempts(self, job: Job, catalog: Catalog, channel: ChannelEntry) -> Response:
+        caller, model = job.caller, job.model
         retries = 0 if caller.pinned_channel is not None else catalog.options.integer("RetryTimes")
         failed: list[int] = []
         last_error: RelayError | None = None
@@ -470,9 +462,7 @@ class Relay:
             ratios = ratios_for(
                 catalog.pricing, channel.upstream_model(model), channel.info.type, caller.user.group
             )
-            result = await self._attempt(
-                caller, mode, model, body, raw, files, meter, stream, channel, ratios, admission
-            )
+            result = await self._attempt(job, channel, ratios)
             if isinstance(result, Response):
                 return result
             last_error = result.error
@@ -484,20 +474,8 @@ class Relay:
             last_error = RelayError(429, SATURATED, type="one_api_error", code=last_error.code)
         raise last_error
 
-    async def _attempt(
-        self,
-        caller: Caller,
-        mode: Mode,
-        model: str,
-        body: dict[str, Any],
-        raw: bytes | None,
-        files: tuple[FormFile, ...],
-        meter: Meter,
-        stream: bool,
-        channel: ChannelEntry,
-        ratios: Ratios,
-        admission: Admission,
-    ) -> Response | Attempt:
+    async def _attempt(self, job: Job, channel: ChannelEntry, ratios: Ratios) -> Response | Attempt:
+        caller, mode, model = job.caller, job.mode, job.model
         caller.channel_id = channel.id
         try:
             adaptor = self._adaptors.for_type(channel.info.type)
@@ -507,9 +485,7 @@ class Relay:
         if mode not in adaptor.modes:
             error = bad_request(f"channel type {channel.info.type} does not serve {mode} requests")
             return Attempt(channel, error, retryable=True)
-        relay_request, prompt_reset = self._upstream_request(
-            mode, model, body, raw, files, stream, channel
-        )
+        relay_request, prompt_reset = self._upstream_request(job, channel)
         began = time.monotonic()
         try:
             upstream = await adaptor.open(
@@ -528,25 +504,13 @@ class Relay:
             return self._failed(caller, channel, model, error, began)
         self._metrics.first_byte(model, str(channel.id), time.monotonic() - began)
         content_type = upstream.headers.get("content-type", "")
-        is_json_on_stream = stream and "application/json" in content_type
+        is_json_on_stream = job.stream and "application/json" in content_type
         if upstream.status not in (200, 201) or is_json_on_stream:
             return await self._upstream_failed(caller, channel, model, adaptor, upstream, began)
         self._cooling.pop(channel.id, None)
-        if stream:
+        if job.stream:
             return self._stream_response(
-                caller,
-                mode,
-                model,
-                relay_request,
-                adaptor,
-                upstream,
-                meter,
-                channel,
-                ratios,
-                admission,
-                began,
-                prompt_reset,
-                body,
+                job, relay_request, adaptor, upstream, channel, ratios, began, prompt_reset
             )
         try:
             answer = await upstream.read()
@@ -573,34 +537,16 @@ class Relay:
                 text = "" if usage is not None else _answer_text(answer)
             media_type = content_type if mode in _TRANSCRIPTS else "application/json"
         self._outcome(caller, channel, model, True, 200, None, time.monotonic() - began)
-        charge = meter.charge(ratios, usage, text)
-        self._finish(
-            caller,
-            mode,
-            model,
-            channel,
-            ratios,
-            charge,
-            admission,
-            stream=False,
-            prompt_reset=prompt_reset,
-        )
+        charge = job.meter.charge(ratios, usage, text)
+        self._finish(job, channel, ratios, charge, prompt_reset=prompt_reset)
         return Response(
             answer,
             media_type=media_type,
             headers={"X-Oneapi-Request-Id": caller.request_id},
         )
 
-    def _upstream_request(
-        self,
-        mode: Mode,
-        model: str,
-        body: dict[str, Any],
-        raw: bytes | None,
-        files: tuple[FormFile, ...],
-        stream: bool,
-        channel: ChannelEntry,
-    ) -> tuple[RelayRequest, bool]:
+    def _upstream_request(self, job: Job, channel: ChannelEntry) -> tuple[RelayRequest, bool]:
+        mode, model, body = job.mode, job.model, job.body
         upstream_model = channel.upstream_model(model)
         changed = upstream_model != model
         prompt_reset = False
@@ -619,9 +565,9 @@ class Relay:
                 mode=mode,
                 model=upstream_model,
                 body=outgoing,
-                stream=stream,
-                raw=None if changed else raw,
-                files=files,
+                stream=job.stream,
+                raw=None if changed else job.raw,
+                files=job.files,
                 include_usage=True,
             ),
             prompt_reset,
@@ -699,22 +645,18 @@ class Relay:
 
     def _stream_response(
         self,
-        caller: Caller,
-        mode: Mode,
-        model: str,
+        job: Job,
         relay_request: RelayRequest,
         adaptor: Adaptor,
         upstream: UpstreamResponse,
-        meter: Meter,
         channel: ChannelEntry,
         ratios: Ratios,
-        admission: Admission,
         began: float,
         prompt_reset: bool,
-        body: dict[str, Any],
     ) -> Response:
+        caller, model = job.caller, job.model
         decoder = adaptor.stream_decoder(relay_request)
-        options = body.get("stream_options")
+        options = job.body.get("stream_options")
         client_wants_usage = self._settings.enforce_include_usage or (
             isinstance(options, dict) and bool(options.get("include_usage"))
         )
@@ -761,22 +703,12 @@ class Relay:
                     else RelayError(502, decoder.error.message, type=decoder.error.type),
                     elapsed,
                 )
-                charge = meter.charge(ratios, decoder.usage, decoder.text)
+                charge = job.meter.charge(ratios, decoder.usage, decoder.text)
                 if not completed:
                     logger.info(
                         "stream %s ended early; billing what was streamed", caller.request_id
                     )
-                self._finish(
-                    caller,
-                    mode,
-                    model,
-                    channel,
-                    ratios,
-                    charge,
-                    admission,
-                    stream=True,
-                    prompt_reset=prompt_reset,
-                )
+                self._finish(job, channel, ratios, charge, prompt_reset=prompt_reset)
 
         return EventStreamResponse(
             events(),
@@ -790,19 +722,10 @@ class Relay:
     # --- accounting ---------------------------------------------------------------------------
 
     def _finish(
-        self,
-        caller: Caller,
-        mode: Mode,
-        model: str,
-        channel: ChannelEntry,
-        ratios: Ratios,
-        charge: Charge,
-        admission: Admission,
-        *,
-        stream: bool,
-        prompt_reset: bool,
+        self, job: Job, channel: ChannelEntry, ratios: Ratios, charge: Charge, *, prompt_reset: bool
     ) -> None:
         """Record the spend; runs as its own task so a client disconnect cannot cancel it."""
+        caller, mode, model, admission = job.caller, job.mode, job.model, job.admitted
         self._limiter.leave()
         upstream_model = channel.upstream_model(model)
         event = UsageEvent(
@@ -816,7 +739,7 @@ class Relay:
             model=upstream_model,
             origin_model=model,
             group=caller.user.group,
-            is_stream=stream,
+            is_stream=job.stream,
             prompt_tokens=charge.prompt_tokens,
             completion_tokens=charge.completion_tokens,
             cached_tokens=charge.cached_tokens,
