@@ -7,21 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import orjson
-
 from libs.common.db.models import Channel, ChannelStatus
 from libs.providers.base import ChannelInfo
-from libs.providers.channel_types import default_base_url
-
-
-def _json_object(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
+from libs.providers.channels import channel_info, channel_models, model_mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +31,18 @@ class ChannelRow:
     @classmethod
     def of(cls, row: Channel) -> ChannelRow:
         """The snapshot of a `channels` row (its base URL defaulted as the relay does)."""
-        mapping = {str(k): str(v) for k, v in _json_object(row.model_mapping).items() if v}
+        info = channel_info(row)
         return cls(
             id=row.id,
             type=row.type,
             name=row.name,
             status=row.status,
             key=row.key,
-            base_url=(row.base_url or "").rstrip("/") or default_base_url(row.type),
-            config=MappingProxyType(_json_object(row.config)),
-            other=row.other or "",
-            models=tuple(m.strip() for m in (row.models or "").split(",") if m.strip()),
-            model_mapping=MappingProxyType(mapping),
+            base_url=info.base_url,
+            config=MappingProxyType(dict(info.config)),
+            other=info.other,
+            models=channel_models(row),
+            model_mapping=MappingProxyType(model_mapping(row)),
         )
 
     @property

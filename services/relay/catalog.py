@@ -12,9 +12,7 @@ import random
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-import orjson
 from sqlalchemy import select
 
 from libs.common.db import Database
@@ -22,7 +20,7 @@ from libs.common.db.models import Ability, Channel, ChannelStatus, Option
 from libs.common.options import OptionValues
 from libs.common.pricing import Pricing
 from libs.providers.base import ChannelInfo
-from libs.providers.channel_types import default_base_url
+from libs.providers.channels import channel_info, channel_models, model_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -115,34 +113,15 @@ class Catalog:
         return None
 
 
-def _json_object(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _channel_entry(row: Channel) -> ChannelEntry:
-    mapping = {str(k): str(v) for k, v in _json_object(row.model_mapping).items() if v}
-    base_url = (row.base_url or "").rstrip("/") or default_base_url(row.type)
     return ChannelEntry(
-        info=ChannelInfo(
-            id=row.id,
-            type=row.type,
-            key=row.key,
-            base_url=base_url,
-            config=_json_object(row.config),
-            other=row.other or "",
-        ),
+        info=channel_info(row),
         name=row.name,
         status=row.status,
         weight=row.weight or 0,
         priority=row.priority or 0,
-        models=frozenset(m.strip() for m in (row.models or "").split(",") if m.strip()),
-        model_mapping=mapping,
+        models=frozenset(channel_models(row)),
+        model_mapping=model_mapping(row),
         system_prompt=row.system_prompt or "",
     )
 
