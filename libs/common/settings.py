@@ -78,6 +78,9 @@ class Settings(BaseSettings):
 
     # --- multi-node ----------------------------------------------------------------------
     session_secret: str = ""
+    crypto_secret: str = Field(
+        "", description="encrypts channel keys at rest; unset: stored as given (One API)"
+    )
     node_type: Literal["master", "slave"] = "master"
     frontend_base_url: str = ""
 

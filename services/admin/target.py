@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from libs.common.bus import Bus
+from libs.common.cache import Cache
 from libs.common.db import Database
 from libs.common.runtime import Context, Module
 from services.admin.app import create_app
+from services.admin.security import SessionCodec
+from services.admin.state import AdminState
 
 
 class AdminModule(Module):
     name = "admin"
 
     async def start(self, ctx: Context) -> None:
-        app = create_app(ctx.get(Database), version=ctx.version)
-        ctx.router.mount("/api", app)
+        state = AdminState(
+            settings=ctx.settings,
+            database=ctx.get(Database),
+            bus=ctx.get(Bus),
+            cache=ctx.get(Cache),  # type: ignore[type-abstract]
+            sessions=SessionCodec(ctx.settings.session_secret),
+            version=ctx.version,
+        )
+        ctx.router.mount("/api", create_app(state))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import time
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -78,23 +76,3 @@ def parse_api_key(request: Request) -> ApiKey:
             raise unauthorized("无效的令牌 (invalid API key)")
         channel_id = int(pinned)
     return ApiKey(key=key, channel_id=channel_id)
-
-
-def client_address(request: Request, trusted_proxies: Sequence[str]) -> str:
-    """The client's address: the peer, or behind a trusted proxy the last address it added."""
-    peer = request.client.host if request.client else ""
-    if not trusted_proxies or not _in_networks(peer, trusted_proxies):
-        return peer
-    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",")]
-    for address in reversed([part for part in forwarded if part]):
-        if not _in_networks(address, trusted_proxies):
-            return address
-    return peer
-
-
-def _in_networks(address: str, networks: Sequence[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(network, strict=False) for network in networks)

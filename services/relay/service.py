@@ -29,6 +29,7 @@ from starlette.responses import Response
 
 from libs.common.db.models import TokenStatus, UserRole, UserStatus
 from libs.common.events import RelayOutcome, UsageEvent
+from libs.common.net import client_address
 from libs.common.settings import Settings
 from libs.common.tokenizer import Tokenizer
 from libs.providers.base import (
@@ -51,7 +52,7 @@ from services.relay.admission import (
 )
 from services.relay.catalog import Catalog, ChannelEntry
 from services.relay.errors import RelayError, bad_request, forbidden, unauthorized
-from services.relay.ingress import client_address, parse_api_key, read_body
+from services.relay.ingress import parse_api_key, read_body
 from services.relay.limits import Limiter
 from services.relay.metrics import RelayMetrics
 from services.relay.pricing import (

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from sqlalchemy import select
 
-from libs.common.options import OptionValues
-from services.admin.deps import SessionDep
+from libs.common.db.models import User, UserRole
+from services.admin.deps import OptionsDep, StateDep, UnitOfWorkDep
 from services.admin.misc.schemas import Status
-from services.admin.options import repository as options_repository
 from services.admin.schemas import Envelope
+from services.admin.security import is_default_root_password
 
 router = APIRouter(prefix="/api", tags=["public"])
-
-
-async def _options(session: SessionDep) -> OptionValues:
-    return OptionValues(await options_repository.load_all(session))
 
 
 def _plain_number(value: float) -> int | float:
@@ -22,11 +19,13 @@ def _plain_number(value: float) -> int | float:
 
 
 @router.get("/status")
-async def get_status(request: Request, session: SessionDep) -> Envelope[Status]:
-    options = await _options(session)
+async def get_status(state: StateDep, uow: UnitOfWorkDep, options: OptionsDep) -> Envelope[Status]:
+    root_password = await uow.session.scalar(
+        select(User.password).where(User.role == UserRole.ROOT).order_by(User.id).limit(1)
+    )
     status = Status(
-        version=request.app.version,
-        start_time=request.app.state.start_time,
+        version=state.version,
+        start_time=state.start_time,
         system_name=options.text("SystemName"),
         logo=options.text("Logo"),
         footer_html=options.text("Footer"),
@@ -48,20 +47,21 @@ async def get_status(request: Request, session: SessionDep) -> Envelope[Status]:
         wechat_qrcode=options.text("WeChatAccountQRCodeImageURL"),
         turnstile_check=options.flag("TurnstileCheckEnabled"),
         turnstile_site_key=options.text("TurnstileSiteKey"),
+        root_password_is_default=bool(root_password) and is_default_root_password(root_password),
     )
     return Envelope(data=status)
 
 
 @router.get("/notice")
-async def get_notice(session: SessionDep) -> Envelope[str]:
-    return Envelope(data=(await _options(session)).text("Notice"))
+async def get_notice(options: OptionsDep) -> Envelope[str]:
+    return Envelope(data=options.text("Notice"))
 
 
 @router.get("/about")
-async def get_about(session: SessionDep) -> Envelope[str]:
-    return Envelope(data=(await _options(session)).text("About"))
+async def get_about(options: OptionsDep) -> Envelope[str]:
+    return Envelope(data=options.text("About"))
 
 
 @router.get("/home_page_content")
-async def get_home_page_content(session: SessionDep) -> Envelope[str]:
-    return Envelope(data=(await _options(session)).text("HomePageContent"))
+async def get_home_page_content(options: OptionsDep) -> Envelope[str]:
+    return Envelope(data=options.text("HomePageContent"))

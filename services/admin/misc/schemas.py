@@ -31,3 +31,5 @@ class Status(BaseModel):
     wechat_qrcode: str
     turnstile_check: bool
     turnstile_site_key: str
+    root_password_is_default: bool = False
+    """Beyond One API: root still has the first-start password; the UI insists on a change."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
+from libs.common.net import client_address
 from services.relay.errors import RelayError
-from services.relay.ingress import client_address, new_request_id, parse_api_key
+from services.relay.ingress import new_request_id, parse_api_key
 
 
 def request(headers: dict[str, str], peer: str = "203.0.113.9") -> Request:

@@ -1,0 +1,7 @@
+"""`/api/users`: routes to be written."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api", tags=["users"])
