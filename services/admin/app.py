@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from services.admin.accounts.endpoints import router as accounts_router
 from services.admin.channels.endpoints import router as channels_router
 from services.admin.deps import global_api_rate_limit
 from services.admin.errors import AdminError
@@ -71,6 +72,7 @@ def create_app(state: AdminState) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     for router in (
         misc_router,
+        accounts_router,
         users_router,
         tokens_router,
         channels_router,

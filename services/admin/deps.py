@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 ITEMS_PER_PAGE: Final = 10
 """One API's page size."""
 MAX_PAGE_SIZE: Final = 100
+MAX_PAGE: Final = 10**8
+"""Past any real table; bounds the offset so no database overflows on it."""
 API_RATE_WINDOW_SECONDS: Final = 180
 CRITICAL_RATE_LIMIT: Final = 20
 CRITICAL_RATE_WINDOW_SECONDS: Final = 1200
@@ -196,8 +198,8 @@ class Page:
 
 
 def get_page(
-    p: Annotated[int, Query(description="page number, from 0")] = 0,
-    size: Annotated[int, Query(description="rows per page (1..100)")] = ITEMS_PER_PAGE,
+    p: Annotated[int, Query(description="page number, from 0", le=MAX_PAGE)] = 0,
+    size: Annotated[int, Query(description="rows per page (1..100)", le=10**6)] = ITEMS_PER_PAGE,
 ) -> Page:
     # One API reads a negative or missing page as the first one.
     return Page(max(p, 0), min(max(size, 1), MAX_PAGE_SIZE))

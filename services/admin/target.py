@@ -7,6 +7,7 @@ from libs.common.cache import Cache
 from libs.common.db import Database
 from libs.common.runtime import Context, Module
 from services.admin.app import create_app
+from services.admin.logs.retention import LogRetention
 from services.admin.security import SessionCodec
 from services.admin.state import AdminState
 
@@ -24,3 +25,4 @@ class AdminModule(Module):
             version=ctx.version,
         )
         ctx.router.mount("/api", create_app(state))
+        ctx.spawn(LogRetention(state.database, state.cache).run(), name="admin-log-retention")

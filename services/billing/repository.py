@@ -1,4 +1,5 @@
-"""Billing's SQL: idempotency keys, atomic increments, balances read back, consume logs.
+"""Billing's SQL: idempotency keys, atomic increments, balances read back, consume logs and
+their daily sums.
 
 Every write is an increment computed by the database (``SET x = x + :delta``), never a value
 read and written back, so billing composes with any other writer (an admin's top-up). Nothing
@@ -36,6 +37,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.schema import Column
@@ -43,6 +45,7 @@ from sqlalchemy.sql.schema import Column
 from libs.common.db.models import (
     Channel,
     Log,
+    LogDailyUsage,
     LogType,
     Option,
     SettledRequest,
@@ -57,6 +60,7 @@ USERS: Final = cast(Table, User.__table__)
 CHANNELS: Final = cast(Table, Channel.__table__)
 SETTLED: Final = cast(Table, SettledRequest.__table__)
 LOGS: Final = cast(Table, Log.__table__)
+DAILY_USAGE: Final = cast(Table, LogDailyUsage.__table__)
 OPTIONS: Final = cast(Table, Option.__table__)
 
 IN_CHUNK: Final = 500
@@ -67,6 +71,9 @@ _TOKEN_NAME_CHARS: Final = 128
 _MODEL_NAME_CHARS: Final = 191
 _CONTENT_CHARS: Final = 16_000
 """MySQL's TEXT holds 65,535 bytes: 16,000 characters of 4 bytes fit."""
+SECONDS_PER_DAY: Final = 86_400
+_DAILY_KEY: Final = ("user_id", "day", "model_name")
+_DAILY_SUMS: Final = ("request_count", "quota", "prompt_tokens", "completion_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +409,9 @@ def log_row(event: UsageEvent) -> dict[str, Any]:
 
 
 async def insert_logs(session: AsyncSession, events: Sequence[UsageEvent]) -> None:
+    """Write the consume logs of `events` and add them to their daily sums, in `session`'s
+    transaction: the dashboard's aggregate is written exactly when, and as often as, the logs
+    it sums (once per request: the callers pass only requests not logged before)."""
     if not events:
         return
     rows = [log_row(event) for event in events]
@@ -414,8 +424,73 @@ async def insert_logs(session: AsyncSession, events: Sequence[UsageEvent]) -> No
             for name in names
         ]
         await session.execute(insert(LOGS).from_select(names, select(*arrays)))
+    else:
+        await session.execute(insert(LOGS), rows)
+    await _add_daily_usage(session, daily_usage_rows(rows))
+
+
+def daily_usage_rows(log_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consume log rows summed per (user, UTC day, model), in key order (so that concurrent
+    transactions lock the aggregate's rows in the same order)."""
+    sums: dict[tuple[int, int, str], list[int]] = {}
+    for row in log_rows:
+        key = (row["user_id"], row["created_at"] // SECONDS_PER_DAY, row["model_name"])
+        total = sums.setdefault(key, [0, 0, 0, 0])
+        total[0] += 1
+        total[1] += row["quota"]
+        total[2] += row["prompt_tokens"]
+        total[3] += row["completion_tokens"]
+    return [
+        dict(zip(_DAILY_KEY + _DAILY_SUMS, (*key, *total), strict=True))
+        for key, total in sorted(sums.items())
+    ]
+
+
+async def _add_daily_usage(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Add `rows` to `log_daily_usage`: one upsert whose increments the database computes
+    (``INSERT ... ON CONFLICT DO UPDATE`` / ``ON DUPLICATE KEY UPDATE``)."""
+    if not rows:
         return
-    await session.execute(insert(LOGS), rows)
+    backend = session.get_bind().dialect.name
+    if backend == "postgresql":
+        arrays = [
+            func.unnest(
+                bindparam(
+                    f"b_{name}",
+                    [row[name] for row in rows],
+                    type_=ARRAY(DAILY_USAGE.c[name].type),
+                )
+            )
+            for name in _DAILY_KEY + _DAILY_SUMS
+        ]
+        pg_upsert = postgresql.insert(DAILY_USAGE).from_select(
+            list(_DAILY_KEY + _DAILY_SUMS), select(*arrays)
+        )
+        await session.execute(
+            pg_upsert.on_conflict_do_update(
+                index_elements=list(_DAILY_KEY),
+                set_={name: DAILY_USAGE.c[name] + pg_upsert.excluded[name] for name in _DAILY_SUMS},
+            )
+        )
+    elif backend == "sqlite":
+        sqlite_upsert = sqlite.insert(DAILY_USAGE)
+        await session.execute(
+            sqlite_upsert.on_conflict_do_update(
+                index_elements=list(_DAILY_KEY),
+                set_={
+                    name: DAILY_USAGE.c[name] + sqlite_upsert.excluded[name] for name in _DAILY_SUMS
+                },
+            ),
+            rows,
+        )
+    else:  # mysql, mariadb
+        mysql_upsert = mysql.insert(DAILY_USAGE)
+        await session.execute(
+            mysql_upsert.on_duplicate_key_update(
+                {name: DAILY_USAGE.c[name] + mysql_upsert.inserted[name] for name in _DAILY_SUMS}
+            ),
+            rows,
+        )
 
 
 async def logged_request_ids(session: AsyncSession, request_ids: Collection[str]) -> set[str]:

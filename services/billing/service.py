@@ -10,7 +10,8 @@ Nothing here commits. `settle` runs inside the caller's transaction:
    insert fail on the primary key, and the whole transaction rolls back (the caller retries
    and then finds them settled);
 3. one atomic increment per token, user and channel (the batch aggregated);
-4. the consume logs, when they live in this database;
+4. the consume logs and their daily sums (the dashboard's aggregate), when they live in
+   this database;
 5. the new balances of every token and user the batch names, read back after the increments
    in the same transaction (so they are exactly the committed values).
 """
@@ -106,7 +107,8 @@ async def settle(
 async def write_missing_logs(
     main: AsyncSession, logs: AsyncSession, events: Sequence[UsageEvent]
 ) -> set[str]:
-    """Write the consume logs of `events` that `logs` does not hold yet; returns their ids.
+    """Write the consume logs of `events` that `logs` does not hold yet, with their daily
+    sums (only for those: a log repaired later is summed once, with it); returns their ids.
 
     For a logs database of its own, after the main commit. `main` clears `log_pending` first,
     which locks those rows until the caller commits `main` (after `logs`): a second biller

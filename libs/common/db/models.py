@@ -1,7 +1,8 @@
 """One API's tables, as SQLAlchemy 2 typed models.
 
 Two declarative bases because `LOG_SQL_DSN` can put `logs` in another database: `Base` holds
-every other table (migration environment "main"), `LogBase` holds `logs` (environment "logs").
+every other table (migration environment "main"), `LogBase` holds `logs` and its daily sums,
+`log_daily_usage` (environment "logs").
 
 Column choices that differ from a literal copy of One API's GORM tags, and why:
 
@@ -53,6 +54,7 @@ __all__ = [
     "ChannelStatus",
     "Log",
     "LogBase",
+    "LogDailyUsage",
     "LogType",
     "Option",
     "Redemption",
@@ -162,7 +164,8 @@ class Base(DeclarativeBase):
 
 
 class LogBase(DeclarativeBase):
-    """The `logs` table, which `LOG_SQL_DSN` can move to a database of its own."""
+    """The `logs` table and its daily sums, which `LOG_SQL_DSN` can move to a database of
+    their own."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -357,3 +360,27 @@ class Log(LogBase):
     is_stream: Mapped[bool] = _bool(False, nullable=False)
     system_prompt_reset: Mapped[bool] = _bool(False, nullable=False)
     ratios: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class LogDailyUsage(LogBase):
+    """Consume logs summed per user, UTC day and model: what `/api/user/dashboard` reads.
+
+    Beyond One API, which groups the whole `logs` table on every dashboard view. Billing adds
+    to a row in the transaction that writes the consume logs it sums, so the two agree; the
+    logs migration fills it from the consume logs already there. Deleting logs (by hand or by
+    `LogRetentionDays`) leaves it alone: it is about one row per user, model and day.
+
+    `day` counts days since 1970-01-01 UTC (`created_at // 86400`). `model_name` compares
+    exactly on MySQL/MariaDB too, so "GPT-4" and "gpt-4" are two rows there as everywhere.
+    """
+
+    __tablename__ = "log_daily_usage"
+    __table_args__ = (Index("ix_log_daily_usage_day", "day"), MYSQL_TABLE_OPTIONS)
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    model_name: Mapped[str] = mapped_column(credential(191), primary_key=True)
+    request_count: Mapped[int] = _bigint(0, nullable=False)
+    quota: Mapped[int] = _bigint(0, nullable=False)
+    prompt_tokens: Mapped[int] = _bigint(0, nullable=False)
+    completion_tokens: Mapped[int] = _bigint(0, nullable=False)

@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import delete, select, update
 
 from libs.common.bus import Bus
-from libs.common.cache import InProcessCache
+from libs.common.cache import Cache, InProcessCache
 from libs.common.db import Base, Database, LogBase
 from libs.common.db.models import User, UserRole
 from libs.common.db.seed import hash_password, seed_first_start
@@ -151,9 +151,18 @@ async def reset_database(database: Database, settings: Settings) -> None:
 
 @asynccontextmanager
 async def admin_harness(
-    database: Database, nats_url: str, namespace: str, **settings: Any
+    database: Database,
+    nats_url: str,
+    namespace: str,
+    *,
+    cache: Cache | None = None,
+    **settings: Any,
 ) -> AsyncIterator[AdminHarness]:
-    """The app over `database` (migrated, emptied, seeded) with its own NATS namespace."""
+    """The app over `database` (migrated, emptied, seeded) with its own NATS namespace.
+
+    `cache` (the caller's to close) replaces the in-process one: two harnesses given caches on
+    the same Redis behave as two admin replicas.
+    """
     config = Settings(
         _env_file=None,
         nats_url=nats_url,
@@ -170,7 +179,8 @@ async def admin_harness(
         root_id = await session.scalar(select(User.id).where(User.username == "root"))
     assert root_id is not None
     bus = await Bus.connect(nats_url, namespace=namespace)
-    cache = InProcessCache()
+    own_cache = cache is None
+    cache = InProcessCache() if cache is None else cache
     state = AdminState(
         settings=config,
         database=database,
@@ -191,7 +201,8 @@ async def admin_harness(
         for client in harness._clients:
             await client.aclose()
         await bus.close()
-        await cache.close()
+        if own_cache:
+            await cache.close()
 
 
 def _collect(into: list[ConfigChanged]) -> Any:

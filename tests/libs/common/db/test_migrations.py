@@ -34,6 +34,7 @@ MAIN_TABLES = {
     "redemptions",
     "settled_requests",
 }
+LOG_TABLES = {"logs", "log_daily_usage"}
 
 
 async def table_names(database: Database, *, logs: bool = False) -> set[str]:
@@ -61,7 +62,7 @@ async def test_upgrade_creates_every_table_and_downgrade_removes_them(database: 
 
     await upgrade(database)
 
-    assert await table_names(database) == MAIN_TABLES | {"logs"} | ALEMBIC_TABLES
+    assert await table_names(database) == MAIN_TABLES | LOG_TABLES | ALEMBIC_TABLES
     assert await current_revisions(database) == head_revisions()
     assert await is_at_head(database)
 
@@ -122,7 +123,7 @@ async def test_a_revision_id_targets_its_own_environment(sqlite_database: Databa
     database = sqlite_database
     await upgrade(database, head_revisions()["logs"])
     assert await current_revisions(database) == {"main": None, "logs": head_revisions()["logs"]}
-    assert await table_names(database) == {"logs", "alembic_version_logs"}
+    assert await table_names(database) == LOG_TABLES | {"alembic_version_logs"}
 
     await downgrade(database, "base")
     assert await table_names(database) <= ALEMBIC_TABLES
@@ -143,7 +144,7 @@ async def test_separate_logs_database(postgres_url: str, tmp_path: Path) -> None
         await upgrade(database)
 
         assert await table_names(database) == MAIN_TABLES | {"alembic_version"}
-        assert await table_names(database, logs=True) == {"logs", "alembic_version_logs"}
+        assert await table_names(database, logs=True) == LOG_TABLES | {"alembic_version_logs"}
         assert await is_at_head(database)
         assert await schema_differences(database, ENVIRONMENTS["logs"]) == []
 
@@ -160,7 +161,7 @@ async def test_separate_logs_database_on_mariadb(mysql_url: str, postgres_url: s
     try:
         await upgrade(database)
         assert await table_names(database) == MAIN_TABLES | {"alembic_version"}
-        assert await table_names(database, logs=True) == {"logs", "alembic_version_logs"}
+        assert await table_names(database, logs=True) == LOG_TABLES | {"alembic_version_logs"}
         assert await current_revisions(database) == head_revisions()
     finally:
         await database.dispose()
@@ -168,7 +169,7 @@ async def test_separate_logs_database_on_mariadb(mysql_url: str, postgres_url: s
 
 def test_environments_split_the_tables() -> None:
     assert set(Base.metadata.tables) == MAIN_TABLES
-    assert set(LogBase.metadata.tables) == {"logs"}
+    assert set(LogBase.metadata.tables) == LOG_TABLES
     assert ENVIRONMENTS["main"].version_table == "alembic_version"
     assert ENVIRONMENTS["logs"].version_table == "alembic_version_logs"
 
