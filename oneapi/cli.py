@@ -30,24 +30,31 @@ logger = logging.getLogger("oneapi")
 
 
 def _process_flags() -> argparse.ArgumentParser:
-    flags = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a flag given before the command (`oneapi --port 1 run`) is not reset by the
+    # command's own default.
+    flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     flags.add_argument("--port", type=int, help="HTTP port (PORT, default 3000)")
     flags.add_argument("--log-dir", type=Path, help="also write logs to files in DIR (LOG_DIR)")
     flags.add_argument("--data-dir", type=Path, help="SQLite file and NATS store (DATA_DIR)")
     return flags
 
 
+def _run_flags() -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    flags.add_argument("--target", help="comma-separated targets (TARGET, default all)")
+    return flags
+
+
 def build_parser() -> argparse.ArgumentParser:
-    process = _process_flags()
+    process, run_flags = _process_flags(), _run_flags()
     parser = argparse.ArgumentParser(
         prog="oneapi",
         description="LLM API gateway: OpenAI-compatible keys over many providers.",
-        parents=[process],
+        parents=[process, run_flags],
     )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = commands.add_parser("run", parents=[process], help="run targets (default: all)")
-    run.add_argument("--target", help="comma-separated targets (TARGET, default all)")
+    commands.add_parser("run", parents=[process, run_flags], help="run targets (default: all)")
     commands.add_parser("list-targets", help="list the targets and their dependencies")
     migrate = commands.add_parser("migrate", parents=[process], help="apply schema migrations")
     direction = migrate.add_mutually_exclusive_group()

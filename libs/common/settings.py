@@ -31,6 +31,8 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        # `CHANNEL_TEST_FREQUENCY=` means unset, as in One API (and as `.env.example` says).
+        env_ignore_empty=True,
     )
 
     # --- process -------------------------------------------------------------------------
@@ -46,6 +48,9 @@ class Settings(BaseSettings):
     )
     debug: bool = False
     debug_sql: bool = False
+    log_format: Literal["text", "json"] = Field(
+        "text", description="log lines as text, or one JSON object per line (json)"
+    )
     shutdown_grace_seconds: int = Field(
         30, ge=0, description="how long in-flight requests may finish after SIGTERM"
     )
@@ -140,6 +145,11 @@ class Settings(BaseSettings):
     relay_user_rpm: int = Field(0, ge=0, description="requests per minute per user; 0: off")
     relay_channel_cooldown: int = Field(
         10, ge=0, description="seconds a channel that just failed is avoided by this relay"
+    )
+    relay_usage_confirm_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="how long a response's end waits for JetStream to store its usage; 0: none",
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -24,6 +24,13 @@ first one, whichever comes first. For each batch:
 A crash anywhere before the acks redelivers the batch; the settled request ids make the
 redelivery a no-op, except for logs still owed. An ambiguous commit (connection lost during
 COMMIT) is the same case.
+
+Tracing (with a `tracer`): each message gets a ``usage process`` consumer span whose parent
+is the relay's span carried in the message's ``traceparent`` header (a root span when there
+is none), from the batch's start to its settlement; its ``oneapi.billing.outcome`` says what
+became of it (charged, duplicate, dead_letter, redeliver, abandoned). The batch itself is a
+``usage settle`` span of its own, linked to its messages' spans. Log lines written about one
+message carry its request id (`bind_request_id`).
 """
 
 from __future__ import annotations
@@ -36,12 +43,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from sqlalchemy.exc import DataError
 
 from libs.common.bus import Bus, BusError, BusUnavailable, Delivery, PullConsumer
 from libs.common.db import Database
 from libs.common.events import (
     BILLING_CONSUMER,
+    USAGE,
     USAGE_STREAM,
     QuotaUpdated,
     TokenBalance,
@@ -50,6 +61,8 @@ from libs.common.events import (
     consumer_spec,
 )
 from libs.common.options import OptionValues
+from libs.common.telemetry import bind_request_id
+from libs.common.tracing import extract_context
 from services.billing import repository, service
 from services.billing.mail import Reminders
 from services.billing.metrics import BillingMetrics
@@ -95,6 +108,8 @@ class BatchOutcome:
     later: list[Delivery[UsageEvent]] = field(default_factory=list)
     """Charged, but a separate logs database missed their logs: redeliver later."""
     charged: int = 0
+    charged_ids: set[str] = field(default_factory=set)
+    """The request ids this batch charged (the others were settled before)."""
     quota: int = 0
     request_ids: list[str] = field(default_factory=list)
     tokens: dict[int, TokenBalance] = field(default_factory=dict)
@@ -106,6 +121,7 @@ class BatchOutcome:
         self.done += other.done
         self.later += other.later
         self.charged += other.charged
+        self.charged_ids |= other.charged_ids
         self.quota += other.quota
         self.request_ids += other.request_ids
         self.tokens.update(other.tokens)
@@ -126,6 +142,7 @@ class BillingConsumer:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         batch_interval: float = 5.0,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._database = database
         self._bus = bus
@@ -137,6 +154,7 @@ class BillingConsumer:
         self._batch_interval = min(max(0.0, batch_interval), ACK_WAIT_SECONDS / 2)
         self._consumer: PullConsumer[UsageEvent] | None = None
         self._stopping = asyncio.Event()
+        self._tracer = tracer
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -260,29 +278,49 @@ class BillingConsumer:
 
     async def handle(self, deliveries: Sequence[Delivery[UsageEvent]]) -> None:
         """Settle one batch: dead letters, the transaction(s), acks, QuotaUpdated, reminders."""
+        if self._tracer is None:
+            await self._handle(deliveries, None)
+            return
+        spans = _MessageSpans(self._tracer, deliveries, self._bus.namespace.subject(USAGE))
+        try:
+            with self._tracer.start_as_current_span(
+                "usage settle",
+                context=otel_context.Context(),  # a trace of its own, linked to the messages'
+                links=spans.links(),
+                attributes={"messaging.batch.message_count": len(deliveries)},
+            ):
+                await self._handle(deliveries, spans)
+        finally:
+            spans.end()
+
+    async def _handle(
+        self, deliveries: Sequence[Delivery[UsageEvent]], spans: _MessageSpans | None
+    ) -> None:
         started = time.perf_counter()
         valid: list[Delivery[UsageEvent]] = []
         for delivery in deliveries:
             if delivery.error is not None:
-                await self._dead_letter(delivery, "decode", str(delivery.error))
+                await self._dead_letter(delivery, "decode", str(delivery.error), spans)
                 continue
             assert delivery.event is not None
             reason = invalid_reason(delivery.event)
             if reason is not None:
-                await self._dead_letter(delivery, "invalid", reason)
+                await self._dead_letter(delivery, "invalid", reason, spans)
                 continue
             valid.append(delivery)
         if not valid:
             return
         keepalive = asyncio.create_task(_keep_alive(valid))
         try:
-            outcome = await self._settle(valid)
+            outcome = await self._settle(valid, spans)
         finally:
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keepalive
         if outcome is None:
             return  # abandoned while stopping: redelivered to whoever runs next
+        if spans is not None:
+            spans.settled(outcome)
         await self._acknowledge(outcome)
         await self._publish(outcome)
         threshold = self._options.current.integer("QuotaRemindThreshold")
@@ -295,7 +333,9 @@ class BillingConsumer:
 
     # --- settling ----------------------------------------------------------------------------
 
-    async def _settle(self, deliveries: Sequence[Delivery[UsageEvent]]) -> BatchOutcome | None:
+    async def _settle(
+        self, deliveries: Sequence[Delivery[UsageEvent]], spans: _MessageSpans | None = None
+    ) -> BatchOutcome | None:
         """Settle `deliveries`, retrying until done; None when abandoned because stopping."""
         attempt = 0
         while True:
@@ -304,14 +344,17 @@ class BillingConsumer:
             except DataError as exc:
                 if len(deliveries) == 1:
                     await self._dead_letter(
-                        deliveries[0], "database", f"the database refused it: {_short(exc)}"
+                        deliveries[0],
+                        "database",
+                        f"the database refused it: {_short(exc)}",
+                        spans,
                     )
                     return BatchOutcome()
                 # One message holds a value the database refuses: find it by halves.
                 middle = len(deliveries) // 2
                 outcome = BatchOutcome()
                 for part in (deliveries[:middle], deliveries[middle:]):
-                    settled = await self._settle(part)
+                    settled = await self._settle(part, spans)
                     if settled is None:
                         return None
                     outcome.absorb(settled)
@@ -356,6 +399,7 @@ class BillingConsumer:
             done=[d for d in deliveries if d.event is not None and d.event.request_id not in late],
             later=[d for d in deliveries if d.event is not None and d.event.request_id in late],
             charged=len(settlement.charged),
+            charged_ids={event.request_id for event in settlement.charged},
             quota=settlement.quota,
             request_ids=[event.request_id for event in events],
             tokens={balance.id: balance for balance in settlement.tokens},
@@ -418,20 +462,30 @@ class BillingConsumer:
         except BusError as exc:
             logger.warning("quota.updated not published: %s", exc)
 
-    async def _dead_letter(self, delivery: Delivery[UsageEvent], kind: str, reason: str) -> None:
-        try:
-            await delivery.dead_letter(reason)
-        except BusError as exc:
-            # Left unsettled: redelivered, and dead-lettered again then (same message id).
-            logger.warning("cannot dead-letter a usage message (%s): %s", reason, exc)
-            return
-        self._metrics.dead_letters.labels(kind).inc()
-        logger.warning(
-            "usage message %s (stream sequence %d) dead-lettered: %s",
-            delivery.msg_id or "-",
-            delivery.stream_sequence,
-            reason,
-        )
+    async def _dead_letter(
+        self,
+        delivery: Delivery[UsageEvent],
+        kind: str,
+        reason: str,
+        spans: _MessageSpans | None = None,
+    ) -> None:
+        request_id = delivery.event.request_id if delivery.event is not None else delivery.msg_id
+        with bind_request_id(request_id):
+            if spans is not None:
+                spans.dead_letter(delivery, kind, reason)
+            try:
+                await delivery.dead_letter(reason)
+            except BusError as exc:
+                # Left unsettled: redelivered, and dead-lettered again then (same message id).
+                logger.warning("cannot dead-letter a usage message (%s): %s", reason, exc)
+                return
+            self._metrics.dead_letters.labels(kind).inc()
+            logger.warning(
+                "usage message %s (stream sequence %d) dead-lettered: %s",
+                delivery.msg_id or "-",
+                delivery.stream_sequence,
+                reason,
+            )
 
 
 async def _release(deliveries: Sequence[Delivery[UsageEvent]]) -> None:
@@ -452,6 +506,69 @@ async def _keep_alive(deliveries: Sequence[Delivery[UsageEvent]]) -> None:
                 await delivery.in_progress()
         except BusError as exc:
             logger.debug("in_progress not sent: %s", exc)
+
+
+class _MessageSpans:
+    """One ``usage process`` span per message of a batch, children of their publishers'."""
+
+    def __init__(
+        self, tracer: trace.Tracer, deliveries: Sequence[Delivery[UsageEvent]], subject: str
+    ) -> None:
+        self._spans: dict[int, tuple[Delivery[UsageEvent], Span]] = {}
+        root = otel_context.Context()  # no traceparent: a trace of its own
+        for delivery in deliveries:
+            event = delivery.event
+            request_id = event.request_id if event is not None else delivery.msg_id or ""
+            span = tracer.start_span(
+                "usage process",
+                context=extract_context(delivery.headers) or root,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": subject,
+                    "messaging.message.id": delivery.msg_id or "",
+                    "messaging.batch.message_count": len(deliveries),
+                    "oneapi.request_id": request_id,
+                    "oneapi.quota": event.quota if event is not None else 0,
+                },
+            )
+            self._spans[id(delivery)] = (delivery, span)
+
+    def links(self) -> list[Link]:
+        return [Link(span.get_span_context()) for _, span in self._spans.values()]
+
+    def dead_letter(self, delivery: Delivery[UsageEvent], kind: str, reason: str) -> None:
+        entry = self._spans.pop(id(delivery), None)
+        if entry is not None:
+            span = entry[1]
+            span.set_attribute("oneapi.billing.outcome", "dead_letter")
+            span.set_attribute("error.type", kind)
+            span.set_status(Status(StatusCode.ERROR, reason[:200]))
+            span.end()
+
+    def settled(self, outcome: BatchOutcome) -> None:
+        later = {id(delivery) for delivery in outcome.later}
+        for key, (delivery, span) in list(self._spans.items()):
+            event = delivery.event
+            if event is None:
+                continue
+            if key in later:
+                what = "redeliver"  # charged; its log is owed to the logs database
+            elif event.request_id in outcome.charged_ids:
+                what = "charged"
+            else:
+                what = "duplicate"
+            span.set_attribute("oneapi.billing.outcome", what)
+            span.end()
+            del self._spans[key]
+
+    def end(self) -> None:
+        """End the spans of messages not settled (abandoned while stopping, or failed)."""
+        for _, span in self._spans.values():
+            span.set_attribute("oneapi.billing.outcome", "abandoned")
+            span.end()
+        self._spans.clear()
 
 
 def _backoff(attempt: int) -> float:

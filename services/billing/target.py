@@ -53,6 +53,7 @@ class BillingModule(Module):
             self._reminders,
             batch_size=self._batch_size,
             batch_interval=float(ctx.settings.batch_update_interval),
+            tracer=ctx.tracing.tracer,
         )
         await consumer.bind()
         self._consumer = consumer

@@ -58,8 +58,8 @@ class HealthMetrics:
         )
         self.rounds = Counter(
             "oneapi_health_scheduled_rounds_total",
-            "Scheduled rounds this process ran, by job (test, balance)",
-            ["job"],
+            "Scheduled rounds this process ran, by round (test, balance)",
+            ["round"],
             registry=registry,
         )
         self.leader = Gauge(

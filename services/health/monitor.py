@@ -26,6 +26,7 @@ from typing import Final, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.bus import Bus, BusError
+from libs.common.crypto import SecretBox
 from libs.common.db import Database
 from libs.common.db.models import ChannelStatus, Log
 from libs.common.events import (
@@ -118,8 +119,10 @@ class HealthMonitor:
         metrics: HealthMetrics,
         options: OptionsHolder,
         config: MonitorConfig,
+        secrets: SecretBox,
     ) -> None:
         self._database = database
+        self._secrets = secrets
         self._bus = bus
         self._prober = prober
         self._notifier = notifier
@@ -373,7 +376,7 @@ class HealthMonitor:
         if not changed:
             return None
         if channel is None:
-            [channel] = await repository.load_channels(session, ids=[channel_id])
+            [channel] = await repository.load_channels(session, self._secrets, ids=[channel_id])
         return Transition(
             channel_id=channel_id,
             name=channel.name,
@@ -424,7 +427,9 @@ class HealthMonitor:
         self, *, ids: Sequence[int] | None = None, statuses: Sequence[int] | None = None
     ) -> list[ChannelRow]:
         async with self._database.session() as session:
-            return await repository.load_channels(session, ids=ids, statuses=statuses)
+            return await repository.load_channels(
+                session, self._secrets, ids=ids, statuses=statuses
+            )
 
     async def _paced(
         self,

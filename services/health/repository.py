@@ -8,12 +8,14 @@ same evidence change a row once, and a manually disabled channel is never touche
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.crypto import SecretBox
 from libs.common.db.models import (
     Ability,
     Channel,
@@ -24,7 +26,10 @@ from libs.common.db.models import (
     UserRole,
     UserStatus,
 )
+from libs.providers.channels import UnreadableChannelKeyError
 from services.health.schemas import ChannelRow
+
+logger = logging.getLogger(__name__)
 
 
 async def load_options(session: AsyncSession) -> dict[str, str]:
@@ -34,18 +39,25 @@ async def load_options(session: AsyncSession) -> dict[str, str]:
 
 async def load_channels(
     session: AsyncSession,
+    secrets: SecretBox,
     *,
     ids: Collection[int] | None = None,
     statuses: Collection[int] | None = None,
 ) -> list[ChannelRow]:
-    """Channels by id (all when `ids` is None), optionally only those in `statuses`."""
+    """Channels by id (all when `ids` is None), optionally only those in `statuses`; keys
+    decrypted with `secrets`. A channel whose key cannot be decrypted is left out."""
     query = select(Channel).order_by(Channel.id)
     if ids is not None:
         query = query.where(Channel.id.in_(list(ids)))
     if statuses is not None:
         query = query.where(Channel.status.in_(list(statuses)))
-    rows = (await session.execute(query)).scalars().all()
-    return [ChannelRow.of(row) for row in rows]
+    channels = []
+    for row in (await session.execute(query)).scalars().all():
+        try:
+            channels.append(ChannelRow.of(row, secrets))
+        except UnreadableChannelKeyError as exc:
+            logger.error("%s; the channel is not tested", exc)
+    return channels
 
 
 async def channel_statuses(session: AsyncSession) -> dict[int, int]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from libs.common.crypto import SecretBox
 from libs.common.db.models import Channel, ChannelStatus
 from libs.providers.base import ChannelInfo
 from libs.providers.channels import channel_info, channel_models, model_mapping
@@ -29,15 +30,16 @@ class ChannelRow:
     model_mapping: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, row: Channel) -> ChannelRow:
-        """The snapshot of a `channels` row (its base URL defaulted as the relay does)."""
-        info = channel_info(row)
+    def of(cls, row: Channel, secrets: SecretBox) -> ChannelRow:
+        """The snapshot of a `channels` row (its base URL defaulted and its key decrypted as the
+        relay does); raises UnreadableChannelKeyError."""
+        info = channel_info(row, secrets)
         return cls(
             id=row.id,
             type=row.type,
             name=row.name,
             status=row.status,
-            key=row.key,
+            key=info.key,
             base_url=info.base_url,
             config=MappingProxyType(dict(info.config)),
             other=info.other,

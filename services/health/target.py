@@ -25,6 +25,7 @@ import aiohttp
 from nats.aio.subscription import Subscription
 
 from libs.common.bus import Bus
+from libs.common.crypto import SecretBox
 from libs.common.db import Database
 from libs.common.events import (
     HEALTH_QUEUE,
@@ -92,6 +93,7 @@ class HealthModule(Module):
             metrics,
             options,
             MonitorConfig.from_settings(settings),
+            SecretBox(settings.crypto_secret),
         )
         self._monitor = monitor
         await monitor.refresh_statuses()

@@ -9,9 +9,13 @@ from typing import Any
 
 import aiohttp
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from libs.common.telemetry import REQUEST_ID
+from libs.common.tracing import context_of
 from libs.providers.base import Mode
 from libs.providers.channel_types import ChannelType
 from services.relay.errors import RelayError, forbidden
@@ -46,10 +50,14 @@ def _error(error: RelayError, request_id: str) -> Response:
 
 def create_app(relay: Relay) -> RelayApp:
     """Routes to `relay`; every answer carries `X-Oneapi-Request-Id`."""
+    tracer = relay.tracer
 
     def authenticated(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             request_id = new_request_id()
+            # Logged with every line of this request. Each request runs in a task of its own
+            # (uvicorn), which ends with the response: the value needs no reset.
+            REQUEST_ID.set(request_id)
             caller: Caller | None = None
             try:
                 caller = await relay.authenticate(request, request_id)
@@ -66,6 +74,14 @@ def create_app(relay: Relay) -> RelayApp:
                 str(caller.channel_id or "") if caller else "",
                 response.status_code,
             )
+            if tracer is not None:
+                span = trace.get_current_span()
+                span.set_attribute("oneapi.request_id", request_id)
+                if caller is not None:
+                    span.set_attribute("gen_ai.request.model", caller.model)
+                    span.set_attribute("oneapi.channel.id", caller.channel_id)
+                    span.set_attribute("oneapi.token.id", caller.token.id)
+                    span.set_attribute("oneapi.user.id", caller.user.id)
             return response
 
         return endpoint
@@ -160,7 +176,7 @@ def create_app(relay: Relay) -> RelayApp:
         )
 
     stub = authenticated(not_implemented)
-    app = RelayApp(invalid_url)
+    app = RelayApp(invalid_url, tracer=tracer)
     app.add("POST", "/v1/chat/completions", relay_json(Mode.CHAT))
     app.add("POST", "/v1/completions", relay_json(Mode.COMPLETIONS))
     app.add("POST", "/v1/edits", relay_json(Mode.EDITS))
@@ -201,10 +217,11 @@ class RelayApp:
     of the relay's CPU in `make bench`, so only its Request and Response types are used.
     """
 
-    def __init__(self, fallback: Endpoint) -> None:
+    def __init__(self, fallback: Endpoint, *, tracer: trace.Tracer | None = None) -> None:
         self._exact: dict[tuple[str, str], Endpoint] = {}
         self._patterns: list[tuple[str, str, re.Pattern[str], Endpoint]] = []
         self._fallback = fallback
+        self._tracer = tracer
 
     def add(self, method: str, path: str, endpoint: Endpoint) -> None:
         if "{" not in path:
@@ -238,9 +255,33 @@ class RelayApp:
             await _preflight(scope, send)
             return
         endpoint = self._route(method, scope["path"], scope)
+        if self._tracer is not None:
+            await self._traced(self._tracer, endpoint, scope, receive, send)
+            return
         response = await endpoint(Request(scope, receive))
         response.raw_headers.extend(CORS_HEADERS)
         await response(scope, receive, send)
+
+    @staticmethod
+    async def _traced(
+        tracer: trace.Tracer, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The request in a server span, which lasts until the body is sent (a stream's end);
+        a caller's ``traceparent`` makes it a child of the caller's span."""
+        method: str = scope["method"]
+        route = scope.get(ROUTE_KEY, "unmatched")
+        with tracer.start_as_current_span(
+            f"{method} {route}",
+            context=context_of(scope["headers"]),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "http.route": route},
+        ) as span:
+            response = await endpoint(Request(scope, receive))
+            response.raw_headers.extend(CORS_HEADERS)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(StatusCode.ERROR)
+            await response(scope, receive, send)
 
 
 Scope = MutableMapping[str, Any]

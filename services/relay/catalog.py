@@ -15,12 +15,18 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from libs.common.crypto import PLAINTEXT, SecretBox
 from libs.common.db import Database
 from libs.common.db.models import Ability, Channel, ChannelStatus, Option
 from libs.common.options import OptionValues
 from libs.common.pricing import Pricing
 from libs.providers.base import ChannelInfo
-from libs.providers.channels import channel_info, channel_models, model_mapping
+from libs.providers.channels import (
+    UnreadableChannelKeyError,
+    channel_info,
+    channel_models,
+    model_mapping,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +119,9 @@ class Catalog:
         return None
 
 
-def _channel_entry(row: Channel) -> ChannelEntry:
+def _channel_entry(row: Channel, secrets: SecretBox) -> ChannelEntry:
     return ChannelEntry(
-        info=channel_info(row),
+        info=channel_info(row, secrets),
         name=row.name,
         status=row.status,
         weight=row.weight or 0,
@@ -127,9 +133,18 @@ def _channel_entry(row: Channel) -> ChannelEntry:
 
 
 def build_catalog(
-    channels: Iterable[Channel], abilities: Iterable[Ability], options: Mapping[str, str]
+    channels: Iterable[Channel],
+    abilities: Iterable[Ability],
+    options: Mapping[str, str],
+    secrets: SecretBox = PLAINTEXT,
 ) -> Catalog:
-    entries = {row.id: _channel_entry(row) for row in channels}
+    entries: dict[int, ChannelEntry] = {}
+    for row in channels:
+        try:
+            entries[row.id] = _channel_entry(row, secrets)
+        except UnreadableChannelKeyError as exc:
+            # Left out of routing: sending ciphertext upstream would only earn 401s.
+            logger.error("%s; the channel is not used", exc)
     grouped: dict[tuple[str, str], dict[int, list[tuple[int, int]]]] = {}
     for ability in abilities:
         entry = entries.get(ability.channel_id)
@@ -159,11 +174,12 @@ def build_catalog(
     return Catalog(channels=entries, routes=routes, options=values, pricing=pricing)
 
 
-async def load_catalog(database: Database) -> Catalog:
-    """Read channels, abilities and options (read-only) into a new snapshot."""
+async def load_catalog(database: Database, secrets: SecretBox = PLAINTEXT) -> Catalog:
+    """Read channels, abilities and options (read-only) into a new snapshot; channel keys are
+    decrypted with `secrets` (CRYPTO_SECRET)."""
     async with database.session() as session:
         channels = (await session.execute(select(Channel))).scalars().all()
         abilities = (await session.execute(select(Ability))).scalars().all()
         rows = await session.execute(select(Option.key, Option.value))
         options = {str(key): str(value or "") for key, value in rows}
-    return build_catalog(channels, abilities, options)
+    return build_catalog(channels, abilities, options, secrets)

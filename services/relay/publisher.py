@@ -31,6 +31,13 @@ The buffer is bounded (`capacity` events of both kinds together). When it is ful
   the oldest). The relay should pass ``DATA_DIR``; on Kubernetes that needs a volume that
   outlives the container.
 
+Confirmation: ``submit_usage(event, confirm=True)`` also returns a future that turns True
+once JetStream acknowledged the event, so the relay can end a response only after its usage
+is stored (a relay SIGKILLed after answering then has lost no billed request). It returns
+None instead while publishing is failing or events are on disk (NATS away or behind): then
+nobody waits, as before. The future turns False when the event leaves memory unpublished
+(stop). Waiting is the caller's choice and bounded by the caller.
+
 `stop(timeout)` publishes everything buffered and spilled before returning. What is left
 when the timeout passes is written to a spill file (with `spill_dir`), which the next
 `start()` in the same directory publishes first (files locked by a live process are left to
@@ -44,7 +51,13 @@ Metrics (on the given registry; none when it is None):
 usage events in spill files, ``oneapi_relay_published_total{kind}`` acknowledged,
 ``oneapi_relay_publish_retries_total{kind}`` failed attempts retried,
 ``oneapi_relay_publish_dropped_total{kind}`` given up, ``oneapi_relay_publish_spilled_total``
-usage events written to disk.
+usage events written to disk, ``oneapi_relay_usage_unconfirmed_total`` responses that ended
+before their usage was stored (counted by the relay when its wait runs out).
+
+Tracing (with a `tracer`): `submit_usage` remembers the submitter's trace context (the
+request's span) by request id; the publish then runs in a ``usage publish`` producer span,
+a child of it, and the bus stores that span's ``traceparent`` with the message, so billing's
+span for the message joins the request's trace. Without a tracer none of this runs.
 """
 
 from __future__ import annotations
@@ -61,10 +74,13 @@ from collections import deque
 from pathlib import Path
 from typing import Final
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from libs.common.bus import Bus, BusError, BusUnavailable
-from libs.common.events import EventDecodeError, RelayOutcome, UsageEvent, decode, encode
+from libs.common.events import USAGE, EventDecodeError, RelayOutcome, UsageEvent, decode, encode
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +207,7 @@ class UsagePublisher:
         publish_timeout: float = 5.0,
         retry_initial: float = 0.1,
         retry_max: float = 5.0,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         if capacity < 1 or window < 1:
             raise ValueError("capacity and window must be at least 1")
@@ -214,6 +231,11 @@ class UsagePublisher:
         self._lost = 0
         self._drop_log = _Throttle()
         self._retry_log = _Throttle()
+        self._tracer = tracer
+        # request id -> the trace context it was submitted in (tracing only; bounded).
+        self._parents: dict[str, otel_context.Context] = {}
+        # request id -> resolved when JetStream acknowledged it (submit_usage(confirm=True)).
+        self._confirmations: dict[str, asyncio.Future[bool]] = {}
 
         self.buffered = Gauge(
             "oneapi_relay_publish_buffered",
@@ -249,23 +271,41 @@ class UsagePublisher:
             "Usage events written to a spill file because the buffer was full",
             registry=registry,
         )
+        self.unconfirmed = Counter(
+            "oneapi_relay_usage_unconfirmed",
+            "Responses that ended before JetStream stored their usage (NATS slow or away)",
+            registry=registry,
+        )
 
     # --- the request path: never awaits ---------------------------------------------------
 
-    def submit_usage(self, event: UsageEvent) -> None:
-        """Queue a usage event for JetStream; returns at once."""
+    def submit_usage(
+        self, event: UsageEvent, *, confirm: bool = False
+    ) -> asyncio.Future[bool] | None:
+        """Queue a usage event for JetStream; returns at once.
+
+        With `confirm`, returns a future that turns True once JetStream stored the event,
+        or None when publishing is failing or behind (nobody should wait then).
+        """
+        if self._tracer is not None and len(self._parents) < self._capacity:
+            self._parents[event.request_id] = otel_context.get_current()
         if self._writer is not None or self._stopped:
             # Spilling (keep order: behind the spilled events), or stopped (for the next start).
             self._spill(event)
-            return
+            return None
         if len(self._usage) + len(self._outcomes) >= self._capacity:
             if not self._outcomes:
                 self._spill(event)
-                return
+                return None
             self._outcomes.popleft()
             self.dropped.labels("outcome").inc()
         self._usage.append(event)
         self._wake.set()
+        if not confirm or self._failing or self._sources:
+            return None
+        stored = asyncio.get_running_loop().create_future()
+        self._confirmations[event.request_id] = stored
+        return stored
 
     def submit_outcome(self, event: RelayOutcome) -> None:
         """Queue a relay outcome for core NATS (best effort); returns at once."""
@@ -301,6 +341,7 @@ class UsagePublisher:
         self._drop_usage(event, "buffer full and no spill directory")
 
     def _drop_usage(self, event: UsageEvent, reason: str) -> None:
+        self._parents.pop(event.request_id, None)
         self.dropped.labels("usage").inc()
         self._lost += 1
         if self._drop_log.ready():
@@ -351,6 +392,10 @@ class UsagePublisher:
         left = self.pending_usage
         if left:
             self._save_leftovers(left)
+        for waiting in self._confirmations.values():
+            if not waiting.done():
+                waiting.set_result(False)  # left memory unpublished (saved to disk, or lost)
+        self._confirmations.clear()
         return left
 
     def _save_leftovers(self, left: int) -> None:
@@ -372,6 +417,7 @@ class UsagePublisher:
         self._sources.clear()
         self._writer = None
         self._usage.clear()
+        self._parents.clear()
 
     def _write_leftovers(self, directory: Path, sources: list[_SpillFile]) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
@@ -458,6 +504,30 @@ class UsagePublisher:
         return True
 
     async def _publish_one(self, event: UsageEvent) -> bool:
+        parent = self._parents.get(event.request_id) if self._tracer is not None else None
+        if parent is None or self._tracer is None:
+            return await self._publish_plain(event)
+        with self._tracer.start_as_current_span(
+            "usage publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self._bus.namespace.subject(USAGE),
+                "messaging.message.id": event.request_id,
+                "oneapi.request_id": event.request_id,
+                "oneapi.quota": event.quota,
+            },
+        ) as span:
+            published = await self._publish_plain(event)
+            if published:
+                del self._parents[event.request_id]
+            else:
+                span.set_status(Status(StatusCode.ERROR, "not acknowledged; retried"))
+        return published
+
+    async def _publish_plain(self, event: UsageEvent) -> bool:
         try:
             await self._bus.publish_durable(
                 event, msg_id=event.request_id, timeout=self._publish_timeout
@@ -473,6 +543,11 @@ class UsagePublisher:
                 logger.error("NATS refused usage event %s (retrying): %s", event.request_id, exc)
             return False
         self.published.labels("usage").inc()
+        if self._confirmations:
+            # Its own ack, not the window's last: the answer waiting for it ends now.
+            waiting = self._confirmations.pop(event.request_id, None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(True)
         return True
 
     async def _publish_outcomes(self) -> None:

@@ -24,6 +24,8 @@ from typing import Any
 
 import aiohttp
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -134,6 +136,7 @@ class Job:
     meter: Meter
     stream: bool
     admission: Admission | None = None  # set once the estimate is reserved
+    recording: asyncio.Task[asyncio.Future[bool] | None] | None = None  # set by _finish
 
     @property
     def admitted(self) -> Admission:
@@ -157,8 +160,10 @@ class Relay:
         http: aiohttp.ClientSession,
         metrics: RelayMetrics,
         limiter: Limiter,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._settings = settings
+        self._tracer = tracer
         self._catalogs = catalogs
         self._accounts = accounts
         self._ledger = ledger
@@ -169,7 +174,7 @@ class Relay:
         self._metrics = metrics
         self._limiter = limiter
         self._cooling: dict[int, float] = {}
-        self._finishing: set[asyncio.Task[None]] = set()
+        self._finishing: set[asyncio.Task[Any]] = set()
         self._timeout = aiohttp.ClientTimeout(total=settings.relay_timeout or None, sock_connect=30)
 
     # --- authentication -----------------------------------------------------------------------
@@ -210,6 +215,11 @@ class Relay:
     @property
     def metrics(self) -> RelayMetrics:
         return self._metrics
+
+    @property
+    def tracer(self) -> trace.Tracer | None:
+        """The process's tracer; None when tracing is off (then no span work at all)."""
+        return self._tracer
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -393,11 +403,14 @@ class Relay:
                 429, "too many requests in flight, please retry later", code="concurrency_limit"
             )
         try:
-            return await self._attempts(job, catalog, channel)
+            response = await self._attempts(job, catalog, channel)
         except BaseException:
             self._limiter.leave()
             await self._ledger.cancel(admission)
             raise
+        # Outside the block above: the books are closed (_finish), whatever happens now.
+        await self._confirm(job.recording)  # a stream confirms before its [DONE] instead
+        return response
 
     def _first_channel(
         self, catalog: Catalog, caller: Caller, group: str, model: str
@@ -463,7 +476,12 @@ class Relay:
             ratios = ratios_for(
                 catalog.pricing, channel.upstream_model(model), channel.info.type, caller.user.group
             )
-            result = await self._attempt(job, channel, ratios)
+            if self._tracer is None:
+                result = await self._attempt(job, channel, ratios)
+            else:
+                result = await self._traced_attempt(
+                    self._tracer, job, channel, ratios, attempt_number
+                )
             if isinstance(result, Response):
                 return result
             last_error = result.error
@@ -475,7 +493,45 @@ class Relay:
             last_error = RelayError(429, SATURATED, type="one_api_error", code=last_error.code)
         raise last_error
 
-    async def _attempt(self, job: Job, channel: ChannelEntry, ratios: Ratios) -> Response | Attempt:
+    async def _traced_attempt(
+        self, tracer: trace.Tracer, job: Job, channel: ChannelEntry, ratios: Ratios, number: int
+    ) -> Response | Attempt:
+        """`_attempt` inside an upstream span (a child of the request's); a stream's span ends
+        with the stream."""
+        span = tracer.start_span(
+            f"upstream {job.mode}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "oneapi.request_id": job.caller.request_id,
+                "oneapi.channel.id": channel.id,
+                "oneapi.channel.name": channel.name,
+                "oneapi.channel.type": channel.info.type,
+                "gen_ai.request.model": channel.upstream_model(job.model),
+                "oneapi.stream": job.stream,
+                "oneapi.attempt": number,
+            },
+        )
+        # Not made current: the usage publish stays a child of the request's span.
+        try:
+            result = await self._attempt(job, channel, ratios, span)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.end()
+            raise
+        if isinstance(result, Attempt):
+            if result.error is not None:
+                _span_error(span, result.error.status, result.error)
+            span.set_attribute("oneapi.retryable", result.retryable)
+            span.end()
+        elif not isinstance(result, EventStreamResponse):
+            span.set_attribute("http.response.status_code", result.status_code)
+            span.end()
+        return result
+
+    async def _attempt(
+        self, job: Job, channel: ChannelEntry, ratios: Ratios, span: Span | None = None
+    ) -> Response | Attempt:
         caller, mode, model = job.caller, job.mode, job.model
         caller.channel_id = channel.id
         try:
@@ -511,7 +567,7 @@ class Relay:
         self._cooling.pop(channel.id, None)
         if job.stream:
             return self._stream_response(
-                job, relay_request, adaptor, upstream, channel, ratios, began, prompt_reset
+                job, relay_request, adaptor, upstream, channel, ratios, began, prompt_reset, span
             )
         try:
             answer = await upstream.read()
@@ -654,6 +710,7 @@ class Relay:
         ratios: Ratios,
         began: float,
         prompt_reset: bool,
+        span: Span | None = None,
     ) -> Response:
         caller, model = job.caller, job.model
         decoder = adaptor.stream_decoder(relay_request)
@@ -664,6 +721,7 @@ class Relay:
 
         async def events() -> AsyncIterator[bytes]:
             completed = False
+            recording: asyncio.Task[asyncio.Future[bool] | None] | None = None
             try:
                 async for lines in upstream.line_batches():
                     out = [
@@ -684,10 +742,8 @@ class Relay:
                     )
                     yield b"data: " + failure.body(caller.request_id) + b"\n\n"
                 completed = True
-                yield b"data: [DONE]\n\n"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 logger.warning("upstream stream of %s cut: %r", caller.request_id, exc)
-                yield b"data: [DONE]\n\n"
             finally:
                 # Also on a client disconnect (cancellation): closing the upstream connection
                 # stops generation; what was streamed is still billed.
@@ -709,7 +765,16 @@ class Relay:
                     logger.info(
                         "stream %s ended early; billing what was streamed", caller.request_id
                     )
-                self._finish(job, channel, ratios, charge, prompt_reset=prompt_reset)
+                recording = self._finish(job, channel, ratios, charge, prompt_reset=prompt_reset)
+                if span is not None:
+                    span.set_attribute("http.response.status_code", 200)
+                    span.set_attribute("oneapi.stream.completed", completed)
+                    if decoder.error is not None:
+                        span.set_status(Status(StatusCode.ERROR, decoder.error.message[:200]))
+                    span.end()
+            # Not reached when the client left: nobody is waiting for the end.
+            await self._confirm(recording)
+            yield b"data: [DONE]\n\n"
 
         return EventStreamResponse(
             events(),
@@ -724,8 +789,10 @@ class Relay:
 
     def _finish(
         self, job: Job, channel: ChannelEntry, ratios: Ratios, charge: Charge, *, prompt_reset: bool
-    ) -> None:
-        """Record the spend; runs as its own task so a client disconnect cannot cancel it."""
+    ) -> asyncio.Task[asyncio.Future[bool] | None]:
+        """Record the spend; runs as its own task so a client disconnect cannot cancel it.
+
+        The task's result, when not None, turns True once JetStream stored the usage."""
         caller, mode, model, admission = job.caller, job.mode, job.model, job.admitted
         self._limiter.leave()
         upstream_model = channel.upstream_model(model)
@@ -762,13 +829,35 @@ class Relay:
         task = asyncio.create_task(self._record(admission, event))
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
+        job.recording = task
+        return task
 
-    async def _record(self, admission: Admission, event: UsageEvent) -> None:
+    async def _record(self, admission: Admission, event: UsageEvent) -> asyncio.Future[bool] | None:
         try:
             await self._ledger.finish(admission, event.quota)
         except Exception:
             logger.exception("ledger could not record request %s", event.request_id)
-        self._publisher.submit_usage(event)
+        confirm = self._settings.relay_usage_confirm_seconds > 0
+        return self._publisher.submit_usage(event, confirm=confirm)
+
+    async def _confirm(self, recording: asyncio.Task[asyncio.Future[bool] | None] | None) -> None:
+        """Wait, at most RELAY_USAGE_CONFIRM_SECONDS, until JetStream stored the usage of the
+        request being answered: its end then reaches the client only once billing will see it,
+        and a relay killed right after answering has lost no billed request. Not waited while
+        NATS is away (the publisher answers None): the usage stays buffered, as always."""
+        limit = self._settings.relay_usage_confirm_seconds
+        if recording is None or limit <= 0:
+            return
+        try:
+            async with asyncio.timeout(limit):
+                stored = await asyncio.shield(recording)
+                if stored is not None and await asyncio.shield(stored):
+                    return
+        except TimeoutError:
+            pass
+        except Exception:
+            logger.exception("recording the usage of a request failed")
+        self._publisher.unconfirmed.inc()
 
     async def drain(self) -> None:
         """Wait for the accounting of finished requests (on shutdown)."""
@@ -777,6 +866,12 @@ class Relay:
 
 
 _TRANSCRIPTS = frozenset({Mode.TRANSCRIPTION, Mode.TRANSLATION})
+
+
+def _span_error(span: Span, status: int, error: RelayError) -> None:
+    span.set_attribute("http.response.status_code", status)
+    span.set_attribute("error.type", str(error.code or error.type or status))
+    span.set_status(Status(StatusCode.ERROR, error.message[:200]))
 
 
 def _with_system_prompt(messages: list[Any], prompt: str) -> list[Any]:

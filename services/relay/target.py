@@ -10,6 +10,7 @@ import aiohttp
 
 from libs.common.bus import Bus
 from libs.common.cache import Cache
+from libs.common.crypto import SecretBox
 from libs.common.db import Database
 from libs.common.events import ConfigChanged, QuotaUpdated
 from libs.common.runtime import Context, Module
@@ -47,7 +48,8 @@ class RelayModule(Module):
         bus = ctx.get(Bus)
         cache = ctx.get(Cache)  # type: ignore[type-abstract]
         self._database = database
-        self._catalogs = CatalogHolder(await load_catalog(database))
+        self._secrets = SecretBox(settings.crypto_secret)
+        self._catalogs = CatalogHolder(await load_catalog(database, self._secrets))
         tokenizer = Tokenizer.from_settings(settings)
         await asyncio.to_thread(tokenizer.preload)
         self._http = aiohttp.ClientSession(
@@ -61,7 +63,10 @@ class RelayModule(Module):
         )
         self._ledger: Ledger = ledger_for(cache)
         self._publisher = UsagePublisher(
-            bus, registry=ctx.metrics, spill_dir=settings.data_dir / "relay"
+            bus,
+            registry=ctx.metrics,
+            spill_dir=settings.data_dir / "relay",
+            tracer=ctx.tracing.tracer,
         )
         await self._publisher.start()
         limiter = Limiter(
@@ -82,13 +87,15 @@ class RelayModule(Module):
             http=self._http,
             metrics=metrics,
             limiter=limiter,
+            tracer=ctx.tracing.tracer,
         )
         await bus.subscribe(ConfigChanged, self._on_config_changed)
         await bus.subscribe(QuotaUpdated, self._on_quota_updated)
         ctx.spawn(self._keep_catalog_fresh(settings.sync_frequency), name="relay-catalog")
         app = create_app(self._relay)
         ctx.router.mount("/v1", app)
-        ctx.router.mount("/dashboard", app)
+        # /dashboard itself is the web UI's page (admin, mounted at "/"): only billing is ours.
+        ctx.router.mount("/dashboard/billing", app)
 
     async def _on_config_changed(self, event: ConfigChanged) -> None:
         if event.entity in CATALOG_ENTITIES or event.entity not in ("token", "user"):
@@ -116,7 +123,7 @@ class RelayModule(Module):
             await asyncio.sleep(RELOAD_COALESCE_SECONDS)
             self._reload.clear()
             try:
-                self._catalogs.current = await load_catalog(self._database)
+                self._catalogs.current = await load_catalog(self._database, self._secrets)
             except Exception:
                 logger.exception("catalog reload failed; keeping the previous one")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from oneapi import __version__
-from oneapi.cli import main
+from oneapi.cli import build_parser, main
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +91,19 @@ def test_migrate_up_and_down_on_sqlite(tmp_path: Path, capsys: pytest.CaptureFix
     } <= tables()
     assert main(["migrate", "--data-dir", str(data), "--downgrade", "base"]) == 0
     assert tables() <= {"alembic_version", "alembic_version_logs"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--target", "relay", "--port", "4000"],
+        ["run", "--target", "relay", "--port", "4000"],
+        ["--port", "4000", "run", "--target", "relay"],
+        ["--target", "relay", "run", "--port", "4000"],
+    ],
+)
+def test_target_and_port_count_before_or_after_run(argv: list[str]) -> None:
+    # `docker run IMAGE --target relay` passes the flags without `run`.
+    args = build_parser().parse_args(argv)
+    assert args.target == "relay"
+    assert args.port == 4000

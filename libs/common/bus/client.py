@@ -38,6 +38,7 @@ from libs.common.events import (
     request_spec,
     subject_spec,
 )
+from libs.common.tracing import TRACEPARENT, TRACESTATE, inject_headers, trace_headers
 
 logger = logging.getLogger(__name__)
 
@@ -249,12 +250,17 @@ class Bus:
     # --- publishing ---------------------------------------------------------------------
 
     async def publish(self, event: Event) -> None:
-        """Publish `event` on its core subject (fan-out to every subscriber, no storage)."""
+        """Publish `event` on its core subject (fan-out to every subscriber, no storage).
+
+        The active span's trace context, if any, travels in the headers (``traceparent``).
+        """
         spec = subject_spec(type(event))
         if spec.stream is not None:
             raise BusError(f"{type(event).__name__} goes to a stream: use publish_durable")
         try:
-            await self._client.publish(self._namespace.subject(spec.subject), encode(event))
+            await self._client.publish(
+                self._namespace.subject(spec.subject), encode(event), headers=trace_headers()
+            )
         except _UNAVAILABLE as exc:
             raise BusUnavailable(f"cannot publish {spec.subject}: {exc!r}") from None
 
@@ -269,14 +275,16 @@ class Bus:
 
         Returns the server's acknowledgement: ``ack.duplicate`` is True when a message with
         this id was already stored. Raises `BusUnavailable` when no acknowledgement came
-        (the caller keeps the event and retries with the same id).
+        (the caller keeps the event and retries with the same id). The active span's trace
+        context, if any, is stored with the message (``traceparent`` header).
         """
         spec = subject_spec(type(event))
         if spec.stream is None:
             raise BusError(f"{type(event).__name__} is a core subject: use publish")
-        return await self._publish_stored(
-            spec.subject, spec.stream, encode(event), {MSG_ID_HEADER: msg_id}, timeout
-        )
+        headers = {MSG_ID_HEADER: msg_id}
+        inject_headers(headers)
+        data = encode(event)
+        return await self._publish_stored(spec.subject, spec.stream, data, headers, timeout)
 
     async def _publish_stored(
         self,
@@ -548,6 +556,11 @@ class Delivery(Generic[E]):
         return (self.msg.headers or {}).get(MSG_ID_HEADER)
 
     @property
+    def headers(self) -> dict[str, str]:
+        """The message's headers as published (``Nats-Msg-Id``, ``traceparent``, ...)."""
+        return self.msg.headers or {}
+
+    @property
     def num_delivered(self) -> int:
         """How many times the server has delivered this message, this time included."""
         return self.msg.metadata.num_delivered
@@ -596,6 +609,9 @@ class Delivery(Generic[E]):
             DEAD_SEQUENCE_HEADER: str(self.stream_sequence),
             DEAD_DELIVERIES_HEADER: str(self.num_delivered),
         }
+        for name in (TRACEPARENT, TRACESTATE):  # the copy stays in the publisher's trace
+            if name in self.headers:
+                headers[name] = self.headers[name]
         ack = await self._bus._publish_stored(
             USAGE_DEAD, USAGE_DEAD_STREAM, self.msg.data, headers, timeout
         )

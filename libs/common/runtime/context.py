@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from libs.common.runtime.http import Router
 from libs.common.settings import Settings
+from libs.common.tracing import OFF, Tracing
 
 T = TypeVar("T")
 
@@ -44,6 +45,9 @@ class Context:
         self.targets = targets
         self.router = router
         self.metrics = metrics
+        self.tracing: Tracing = OFF
+        """This process's tracing (set by the runtime before modules start); `tracer` is None
+        when it is off."""
         self._resources: dict[type[Any], Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._on_task_failure = on_task_failure

@@ -15,6 +15,7 @@ from libs.common.runtime.context import Context
 from libs.common.runtime.http import HttpServer, Router
 from libs.common.runtime.modules import Module, ModuleRegistry, ModuleSpec
 from libs.common.settings import Settings
+from libs.common.tracing import Tracing, default_service_name, start_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,14 @@ class Runtime:
         targets: Iterable[str],
         *,
         version: str,
+        tracing: Tracing | None = None,
     ) -> None:
+        """`tracing`, when given, is used as is and left running at stop (tests share one);
+        otherwise the runtime starts it from the ``OTEL_*`` variables and stops it."""
         self.settings = settings
+        self.version = version
+        self._tracing = tracing
+        self._owns_tracing = False
         self.targets = tuple(targets)
         self._plan = registry.resolve(self.targets)
         self._running: list[_Running] = []
@@ -104,6 +111,12 @@ class Runtime:
 
     async def start(self) -> None:
         """Start the HTTP server and every module; raises ModuleFailedError on failure."""
+        if self._tracing is None:
+            self._tracing = start_tracing(
+                service_name=default_service_name(self.targets), version=self.version
+            )
+            self._owns_tracing = True
+        self.context.tracing = self._tracing
         await self.http.start()
         for spec in self._plan:
             if self._stopping.is_set():
@@ -138,6 +151,11 @@ class Runtime:
             self._module_up.labels(entry.spec.name).set(0)
         self._running.clear()
         await self.context.cancel_tasks()
+        if self._owns_tracing and self._tracing is not None:
+            # Flushes the spans still buffered (bounded by the exporter's timeout).
+            await asyncio.to_thread(self._tracing.shutdown)
+            self._tracing = None
+            self._owns_tracing = False
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT or a failure; returns the process exit code."""

@@ -8,6 +8,7 @@ registration.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
@@ -163,109 +164,68 @@ async def oauth_state(request: Request, response: Response, state: StateDep) -> 
 IdentityFetcher = Callable[[OutboundConfig, OptionValues, str], Awaitable[ExternalIdentity]]
 
 
-async def _oauth_callback(
-    provider: Provider,
-    fetch_identity: IdentityFetcher,
-    *,
+@dataclass(frozen=True)
+class OAuthCallback:
+    """What a provider's redirect brings back, with what answering it needs."""
+
+    request: Request
+    response: Response
+    state: AdminState
+    uow: UnitOfWork
+    options: OptionValues
+    outbound: OutboundConfig
+    code: str
+    given_state: str
+
+    async def answer(
+        self, provider: Provider, fetch_identity: IdentityFetcher
+    ) -> Envelope[LoggedInUser]:
+        """Sign in (registering when new) with the provider's code; bind it when signed in."""
+        if not await take_oauth_state(self.request, self.response, self.state, self.given_state):
+            raise OAuthStateMismatch()
+        oauth.ensure_enabled(self.options, provider)
+        current = await signed_in_user(self.request, self.state, self.uow.session)
+        identity = await fetch_identity(self.outbound, self.options, self.code)
+        if current is not None:
+            await service.bind_identity(self.uow, current.id, identity)
+            return Envelope(message=BIND_DONE)
+        user = await service.sign_in_with(self.uow, self.options, identity)
+        start_session(self.request, self.response, self.state, user)
+        return Envelope(data=LoggedInUser.model_validate(user))
+
+
+def get_oauth_callback(
     request: Request,
     response: Response,
-    state: AdminState,
-    uow: UnitOfWork,
-    options: OptionValues,
-    outbound: OutboundConfig,
-    code: str,
-    given_state: str,
-) -> Envelope[LoggedInUser]:
-    """Sign in (registering when new) with the provider's code; bind it when signed in."""
-    if not await take_oauth_state(request, response, state, given_state):
-        raise OAuthStateMismatch()
-    oauth.ensure_enabled(options, provider)
-    current = await signed_in_user(request, state, uow.session)
-    identity = await fetch_identity(outbound, options, code)
-    if current is not None:
-        await service.bind_identity(uow, current.id, identity)
-        return Envelope(message=BIND_DONE)
-    user = await service.sign_in_with(uow, options, identity)
-    start_session(request, response, state, user)
-    return Envelope(data=LoggedInUser.model_validate(user))
+    state: StateDep,
+    uow: UnitOfWorkDep,
+    options: OptionsDep,
+    outbound: OutboundDep,
+    code: CodeQuery = "",
+    given_state: StateQuery = "",
+) -> OAuthCallback:
+    return OAuthCallback(request, response, state, uow, options, outbound, code, given_state)
+
+
+OAuthCallbackDep = Annotated[OAuthCallback, Depends(get_oauth_callback)]
 
 
 @router.get("/oauth/github", dependencies=[CriticalRateLimit], responses=STATE_REFUSED)
-async def github_oauth(
-    request: Request,
-    response: Response,
-    state: StateDep,
-    uow: UnitOfWorkDep,
-    options: OptionsDep,
-    outbound: OutboundDep,
-    code: CodeQuery = "",
-    given_state: StateQuery = "",
-) -> Envelope[LoggedInUser]:
+async def github_oauth(callback: OAuthCallbackDep) -> Envelope[LoggedInUser]:
     """GitHub's callback: sign in or register; when signed in, bind (message "bind")."""
-    return await _oauth_callback(
-        Provider.GITHUB,
-        oauth.github_identity,
-        request=request,
-        response=response,
-        state=state,
-        uow=uow,
-        options=options,
-        outbound=outbound,
-        code=code,
-        given_state=given_state,
-    )
+    return await callback.answer(Provider.GITHUB, oauth.github_identity)
 
 
 @router.get("/oauth/oidc", dependencies=[CriticalRateLimit], responses=STATE_REFUSED)
-async def oidc_oauth(
-    request: Request,
-    response: Response,
-    state: StateDep,
-    uow: UnitOfWorkDep,
-    options: OptionsDep,
-    outbound: OutboundDep,
-    code: CodeQuery = "",
-    given_state: StateQuery = "",
-) -> Envelope[LoggedInUser]:
+async def oidc_oauth(callback: OAuthCallbackDep) -> Envelope[LoggedInUser]:
     """The OIDC provider's callback: sign in or register; when signed in, bind."""
-    return await _oauth_callback(
-        Provider.OIDC,
-        oauth.oidc_identity,
-        request=request,
-        response=response,
-        state=state,
-        uow=uow,
-        options=options,
-        outbound=outbound,
-        code=code,
-        given_state=given_state,
-    )
+    return await callback.answer(Provider.OIDC, oauth.oidc_identity)
 
 
 @router.get("/oauth/lark", dependencies=[CriticalRateLimit], responses=STATE_REFUSED)
-async def lark_oauth(
-    request: Request,
-    response: Response,
-    state: StateDep,
-    uow: UnitOfWorkDep,
-    options: OptionsDep,
-    outbound: OutboundDep,
-    code: CodeQuery = "",
-    given_state: StateQuery = "",
-) -> Envelope[LoggedInUser]:
+async def lark_oauth(callback: OAuthCallbackDep) -> Envelope[LoggedInUser]:
     """Lark's (Feishu's) callback: sign in or register; when signed in, bind."""
-    return await _oauth_callback(
-        Provider.LARK,
-        oauth.lark_identity,
-        request=request,
-        response=response,
-        state=state,
-        uow=uow,
-        options=options,
-        outbound=outbound,
-        code=code,
-        given_state=given_state,
-    )
+    return await callback.answer(Provider.LARK, oauth.lark_identity)
 
 
 @router.get("/oauth/wechat", dependencies=[CriticalRateLimit])

@@ -6,21 +6,15 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from services.admin.schemas import INT32_MAX, storable_text
+
 MAX_TIMESTAMP: Final = 253_402_300_799
 """9999-12-31T23:59:59Z: any later "timestamp" is a mistake, and would overflow BIGINT soon."""
-MAX_INT32: Final = 2**31 - 1
 MAX_FILTER_CHARS: Final = 191
 """The longest value a filtered column holds (`model_name`)."""
 
 
-def _without_nul(value: str) -> str:
-    # PostgreSQL refuses NUL in text; no column can hold one, so nothing could match anyway.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-FilterText = Annotated[str, Field(max_length=MAX_FILTER_CHARS), AfterValidator(_without_nul)]
+FilterText = Annotated[str, Field(max_length=MAX_FILTER_CHARS), AfterValidator(storable_text)]
 Timestamp = Annotated[
     int, Field(ge=0, le=MAX_TIMESTAMP, description="Unix seconds, inclusive; 0: unbounded")
 ]
@@ -28,11 +22,11 @@ LogTypeFilter = Annotated[
     int,
     Field(
         ge=0,
-        le=MAX_INT32,
+        le=INT32_MAX,
         description="1 top-up, 2 consume, 3 manage, 4 system, 5 test; 0: every type",
     ),
 ]
-ChannelFilter = Annotated[int, Field(ge=0, le=MAX_INT32, description="channel id; 0: any")]
+ChannelFilter = Annotated[int, Field(ge=0, le=INT32_MAX, description="channel id; 0: any")]
 
 
 class SelfLogQuery(BaseModel):

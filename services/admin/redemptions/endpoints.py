@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from services.admin.deps import AdminDep, OptionsDep, PageDep, UnitOfWorkDep, UserDep
 from services.admin.redemptions import service
@@ -14,12 +14,12 @@ from services.admin.redemptions.schemas import (
     RedemptionUpdate,
     TopUpRequest,
 )
-from services.admin.schemas import Envelope
-from services.admin.tokens.schemas import INT32_MAX, SearchKeyword
+from services.admin.schemas import Envelope, RowIdPath
+from services.admin.tokens.schemas import SearchKeyword
 
 router = APIRouter(prefix="/api", tags=["redemptions"])
 
-RedemptionId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+RedemptionId = RowIdPath
 
 
 @router.get("/redemption/")

@@ -15,7 +15,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.db.models import Redemption, RedemptionStatus, User
-from services.admin.tokens.schemas import INT32_MAX, INT64_MAX
+from services.admin.schemas import INT32_MAX, INT64_MAX
 
 _NO_SYNC: dict[str, Any] = {"synchronize_session": False}
 

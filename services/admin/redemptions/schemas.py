@@ -7,7 +7,7 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from libs.common.db.models import RedemptionStatus
-from services.admin.tokens.schemas import INT64_MAX, RowId, storable_text
+from services.admin.schemas import INT64_MAX, RowId, storable_text
 
 REDEMPTION_NAME_MAX_CHARS: Final = 20
 """One API: "兑换码名称长度必须在1-20之间"."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from services.admin.deps import PageDep, UnitOfWorkDep, UserDep
-from services.admin.schemas import Envelope
+from services.admin.schemas import Envelope, RowIdPath
 from services.admin.tokens import service
 from services.admin.tokens.schemas import (
-    INT32_MAX,
     SearchKeyword,
     TokenCreate,
     TokenRead,
@@ -19,7 +18,7 @@ from services.admin.tokens.schemas import (
 
 router = APIRouter(prefix="/api", tags=["tokens"])
 
-TokenId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+TokenId = RowIdPath
 
 
 @router.get("/token/")

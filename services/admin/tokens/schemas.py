@@ -12,29 +12,14 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from libs.common.db.models import NEVER_EXPIRES, TokenStatus
+from services.admin.schemas import INT64_MAX, RowId, storable_text
 
-INT32_MAX: Final = 2**31 - 1
-"""The largest id an INTEGER primary key holds."""
-INT64_MAX: Final = 2**63 - 1
-"""The largest quota or Unix time a BIGINT column holds."""
 TOKEN_NAME_MAX_CHARS: Final = 30
 """One API refuses longer token names ("令牌名称过长")."""
 COMMA_LIST_MAX_CHARS: Final = 16_000
 """A TEXT column holds 65,535 bytes on MySQL/MariaDB: 16,000 characters fit in any encoding."""
 
 
-def storable_text(value: str) -> str:
-    """Refuse what no backend stores: NUL (PostgreSQL) and lone surrogates (not UTF-8)."""
-    if "\x00" in value:
-        raise ValueError("不能包含空字符 (NUL)")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("不是有效的 UTF-8 文本") from None
-    return value
-
-
-RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 Quota = Annotated[int, Field(ge=0, le=INT64_MAX)]
 ExpiredTime = Annotated[
     int, Field(ge=NEVER_EXPIRES, le=INT64_MAX, description="Unix seconds; -1: never expires")

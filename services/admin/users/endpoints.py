@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from libs.common.db.models import User
 from services.admin.deps import (
@@ -34,7 +34,7 @@ from services.admin.deps import (
     UnitOfWorkDep,
     UserDep,
 )
-from services.admin.schemas import Envelope
+from services.admin.schemas import Envelope, RowIdPath
 from services.admin.security import (
     SESSION_COOKIE,
     SESSION_MAX_AGE_SECONDS,
@@ -44,7 +44,6 @@ from services.admin.security import (
 from services.admin.state import AdminState
 from services.admin.users import service
 from services.admin.users.schemas import (
-    INT32_MAX,
     AdminTopUp,
     Keyword,
     ManagedUser,
@@ -57,7 +56,7 @@ from services.admin.users.schemas import (
 
 router = APIRouter(prefix="/api", tags=["users"])
 
-UserIdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]
+UserIdPath = RowIdPath
 
 
 def _read(user: User) -> UserRead:

@@ -15,9 +15,8 @@ from typing import Annotated, Final, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from libs.common.db.models import UserRole
+from services.admin.schemas import RowId, StorableText
 
-INT32_MAX: Final = 2**31 - 1
-"""The largest id an INTEGER primary key holds."""
 QUOTA_LIMIT: Final = 2**53 - 1
 """The largest quota accepted or reached through these routes (exact in JavaScript)."""
 USERNAME_MAX_CHARS: Final = 12
@@ -29,17 +28,6 @@ REMARK_MAX_CHARS: Final = 1000
 KEYWORD_MAX_CHARS: Final = 191
 
 
-def _storable(value: str) -> str:
-    """Refuse what no backend stores: NUL (PostgreSQL) and lone surrogates (not UTF-8)."""
-    if "\x00" in value:
-        raise ValueError("不能包含空字符 (NUL)")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("不是有效的 UTF-8 文本") from None
-    return value
-
-
 def _password_length(value: str) -> str:
     """Empty means "unchanged" where a password is optional; otherwise One API's 8..20."""
     if value and not PASSWORD_MIN_CHARS <= len(value) <= PASSWORD_MAX_CHARS:
@@ -47,8 +35,7 @@ def _password_length(value: str) -> str:
     return value
 
 
-StorableText = Annotated[str, AfterValidator(_storable)]
-UserId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+UserId = RowId
 Username = Annotated[StorableText, Field(max_length=USERNAME_MAX_CHARS)]
 DisplayName = Annotated[StorableText, Field(max_length=DISPLAY_NAME_MAX_CHARS)]
 Password = Annotated[

@@ -37,10 +37,10 @@ from libs.common.options import OptionValues
 from libs.common.pricing import format_quota
 from services.admin.deps import Actor, Page, UnitOfWork
 from services.admin.errors import AdminError, NotFound, PermissionDenied
+from services.admin.schemas import INT32_MAX
 from services.admin.security import hash_password, new_secret
 from services.admin.users import repository
 from services.admin.users.schemas import (
-    INT32_MAX,
     QUOTA_LIMIT,
     AdminTopUp,
     SelfUpdate,

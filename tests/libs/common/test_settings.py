@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.common.settings import DEFAULT_TEST_PROMPT, SettingsError, load_settings
+from libs.common.settings import DEFAULT_TEST_PROMPT, Settings, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +60,16 @@ def test_dotenv_file_is_read_and_environment_wins(
     settings = load_settings()
     assert settings.port == 4000
     assert settings.sync_frequency == 45
+
+
+def test_env_example_copied_to_dotenv_gives_the_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Operators start from `cp .env.example .env`; its empty lines mean "unset".
+    example = Path(__file__).resolve().parents[3] / ".env.example"
+    (tmp_path / ".env").write_text(example.read_text())
+    monkeypatch.chdir(tmp_path)
+    assert load_settings() == Settings(_env_file=None)
 
 
 def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -126,7 +126,7 @@ async def test_two_processes_run_each_scheduled_test_once_and_act_once_on_an_out
                     assert sorted(leader or 0.0 for leader in leaders) == [0.0, 1.0], leaders
                     assert min(arrivals.gaps()) > PERIOD * 0.8, arrivals.gaps()
                     rounds = [
-                        sample(p, "oneapi_health_scheduled_rounds_total", job="test") or 0
+                        sample(p, "oneapi_health_scheduled_rounds_total", round="test") or 0
                         for p in processes
                     ]
                     assert rounds[leaders.index(0.0)] == 0

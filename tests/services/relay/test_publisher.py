@@ -352,3 +352,52 @@ async def test_a_spill_file_a_live_process_holds_is_left_to_it(bus: Bus, tmp_pat
 
     assert await stored(bus) == []
     assert held.exists()
+
+
+# --- confirmation ------------------------------------------------------------------------------
+
+
+async def test_a_confirmation_turns_true_once_the_event_is_stored(bus: Bus) -> None:
+    publisher = UsagePublisher(bus)
+    await publisher.start()
+    try:
+        assert publisher.submit_usage(usage("plain")) is None  # nobody asked to wait
+        waiting = [publisher.submit_usage(usage(f"c-{i}"), confirm=True) for i in range(40)]
+        for each in waiting:
+            assert each is not None
+            assert await asyncio.wait_for(each, 10) is True
+        # When the last confirmation turned, every event confirmed before it was in the stream.
+        ids = {msg_id for msg_id, _ in await stored(bus)}
+        assert {f"c-{i}" for i in range(40)} <= ids
+    finally:
+        await publisher.stop(timeout=5)
+
+
+async def test_nobody_waits_for_confirmations_while_nats_is_away(
+    embedded: EmbeddedNats, nats_namespace: str, tmp_path: Path
+) -> None:
+    bus = await Bus.connect(embedded.url, namespace=nats_namespace, connect_timeout=5)
+    registry = CollectorRegistry()
+    publisher = UsagePublisher(
+        bus, registry=registry, spill_dir=tmp_path / "relay", publish_timeout=0.3
+    )
+    try:
+        await bus.ensure_streams()
+        await publisher.start()
+        await embedded.stop()
+        await wait_until(lambda: not bus.connected, message="the bus to notice")
+        first = publisher.submit_usage(usage("first"), confirm=True)
+        assert first is not None  # not known to fail yet: the caller waits, bounded by itself
+        await wait_until(
+            lambda: sample(registry, "oneapi_relay_publish_retries_total", kind="usage") > 0,
+            message="a failed attempt",
+        )
+        assert not first.done()
+        # Now publishing is known to fail: answer at once, the event stays buffered.
+        assert publisher.submit_usage(usage("second"), confirm=True) is None
+        assert await publisher.stop(timeout=0.2) == 2
+        assert first.done()
+        assert first.result() is False  # left memory unpublished (saved for the next start)
+    finally:
+        await publisher.stop(timeout=0.2)
+        await bus.close()
