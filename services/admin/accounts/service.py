@@ -27,7 +27,6 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Final
 from urllib.parse import quote
 
@@ -48,7 +47,6 @@ from libs.common.db.models import (
 from libs.common.db.seed import generate_aff_code
 from libs.common.mail import MailError, SmtpConfig, send_mail
 from libs.common.options import OptionValues
-from libs.common.pricing import QUOTA_PER_UNIT, quota_to_usd
 from services.admin.accounts import repository
 from services.admin.accounts.codes import (
     CodePurpose,
@@ -70,6 +68,7 @@ from services.admin.accounts.schemas import (
 )
 from services.admin.deps import UnitOfWork
 from services.admin.errors import AdminError
+from services.admin.options.service import describe_quota
 from services.admin.security import hash_password, new_secret, new_token_key, verify_password
 
 logger = logging.getLogger(__name__)
@@ -223,15 +222,6 @@ class NewUser:
     email: str = ""
     inviter: User | None = None
     identity: ExternalIdentity | None = None
-
-
-def describe_quota(quota: int, options: OptionValues) -> str:
-    """An amount as One API's logs write it: `＄0.002000 额度` or `1000 点额度`."""
-    if not options.flag("DisplayInCurrencyEnabled"):
-        return f"{quota} 点额度"
-    per_unit = options.number("QuotaPerUnit")
-    usd: Decimal = quota_to_usd(quota, per_unit if per_unit > 0 else QUOTA_PER_UNIT)
-    return f"＄{usd:.6f} 额度"
 
 
 def _system_log(user_id: int, username: str, content: str) -> Log:

@@ -8,6 +8,7 @@ keys is announced once the transaction commits.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -21,6 +22,7 @@ from libs.common.pricing import (
     MODEL_RATIO_OPTION,
     InvalidRatioTableError,
     merge_defaults,
+    quota_to_usd,
 )
 from services.admin.deps import UnitOfWork
 from services.admin.errors import AdminError
@@ -76,3 +78,14 @@ async def update_options(uow: UnitOfWork, updates: Sequence[OptionUpdate]) -> No
     check_prerequisites(OptionValues(stored), OptionValues({**stored, **changes}), changes)
     await repository.save(uow.session, changes)
     uow.changed("option", keys=list(changes))
+
+
+def describe_quota(quota: int, options: OptionValues) -> str:
+    """An amount as One API's logs write it: `＄0.002000 额度`, or `1000 点额度` when the site
+    does not display currency."""
+    per_unit = options.number("QuotaPerUnit")
+    if not options.flag("DisplayInCurrencyEnabled") or not (
+        math.isfinite(per_unit) and per_unit > 0
+    ):
+        return f"{quota} 点额度"
+    return f"＄{quota_to_usd(quota, per_unit):.6f} 额度"

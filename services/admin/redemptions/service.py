@@ -18,9 +18,9 @@ from libs.common.db.models import (
     RedemptionStatus,
 )
 from libs.common.options import OptionValues
-from libs.common.pricing import format_quota
 from services.admin.deps import Actor, Page, UnitOfWork
 from services.admin.errors import AdminError, NotFound
+from services.admin.options.service import describe_quota
 from services.admin.redemptions import repository
 from services.admin.redemptions.schemas import RedemptionCreate, RedemptionUpdate
 from services.admin.security import new_secret
@@ -120,7 +120,7 @@ async def redeem(uow: UnitOfWork, actor: Actor, key: str, options: OptionValues)
             username=actor.username,
             created_at=now,
             type=int(LogType.TOPUP),
-            content=f"通过兑换码充值 {_quota_text(quota, options)}",
+            content=f"通过兑换码充值 {describe_quota(quota, options)}",
         )
     )
     uow.changed("user", ids=[actor.id])
@@ -141,10 +141,3 @@ async def _refusal(uow: UnitOfWork, redemption_id: int) -> AdminError:
     if await repository.get(uow.session, redemption_id, current=True) is None:
         return RedemptionNotFound()
     return AdminError(USED_CODE_FROZEN)
-
-
-def _quota_text(quota: int, options: OptionValues) -> str:
-    """The amount as One API's logs show it: dollars, or quota points."""
-    quota_per_unit = options.number("QuotaPerUnit")
-    in_currency = options.flag("DisplayInCurrencyEnabled") and quota_per_unit > 0
-    return format_quota(quota, in_currency=in_currency, quota_per_unit=quota_per_unit)

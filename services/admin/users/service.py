@@ -22,7 +22,6 @@ Every change a relay caches (status, role, group, quota, username) is announced 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -34,9 +33,11 @@ from sqlalchemy.exc import IntegrityError
 from libs.common.db.models import ACCESS_TOKEN_LENGTH, Log, LogType, User, UserRole, UserStatus
 from libs.common.db.seed import generate_aff_code
 from libs.common.options import OptionValues
-from libs.common.pricing import format_quota
+from services.admin.accounts import service as accounts
+from services.admin.accounts.service import NewUser
 from services.admin.deps import Actor, Page, UnitOfWork
 from services.admin.errors import AdminError, NotFound, PermissionDenied
+from services.admin.options.service import describe_quota
 from services.admin.schemas import INT32_MAX
 from services.admin.security import hash_password, new_secret
 from services.admin.users import repository
@@ -144,21 +145,12 @@ async def create_user(
         raise PermissionDenied("无法创建权限大于等于自己的用户")
     if await repository.username_taken(uow.session, form.username):
         raise AdminError(USERNAME_TAKEN)
-    quota = max(options.integer("QuotaForNewUser"), 0)
-    user = User(
-        username=form.username,
-        password=await asyncio.to_thread(hash_password, form.password),
-        display_name=form.display_name or form.username,
-        role=UserRole.COMMON,
-        status=UserStatus.ENABLED,
-        quota=quota,
-        aff_code=await _unused_aff_code(uow),
+    password_hash = await asyncio.to_thread(hash_password, form.password)
+    display_name = form.display_name or form.username
+    # The same gifts as a registration (One API's admin creation goes through `Insert` too).
+    return await accounts.create_user(
+        uow, options, NewUser(form.username, password_hash, display_name)
     )
-    uow.session.add(user)
-    await _flush(uow, USERNAME_TAKEN)
-    if quota > 0:
-        _record(uow, user, LogType.SYSTEM, f"新用户注册赠送 {quota_text(quota, options)}")
-    return user
 
 
 async def update_user(
@@ -190,8 +182,8 @@ async def update_user(
             uow,
             user,
             LogType.MANAGE,
-            f"管理员将用户额度从 {quota_text(before, options)}修改为 "
-            f"{quota_text(user.quota, options)}",
+            f"管理员将用户额度从 {describe_quota(before, options)}修改为 "
+            f"{describe_quota(user.quota, options)}",
         )
     uow.changed("user", ids=[user.id])
     return user
@@ -238,18 +230,9 @@ async def top_up(uow: UnitOfWork, actor: Actor, options: OptionValues, request: 
     _require_outranks(actor, user, "无权为同权限等级或更高权限等级的用户充值")
     if not await repository.add_quota(uow.session, user, request.quota, limit=QUOTA_LIMIT):
         raise AdminError(QUOTA_OUT_OF_RANGE)
-    remark = request.remark or f"通过 API 充值 {quota_text(request.quota, options)}"
+    remark = request.remark or f"通过 API 充值 {describe_quota(request.quota, options)}"
     _record(uow, user, LogType.TOPUP, remark, quota=request.quota)
     uow.changed("user", ids=[user.id])
-
-
-def quota_text(quota: int, options: OptionValues) -> str:
-    """A quota as One API's logs write it: `$0.002000 额度`, or `1000 点额度` when the site
-    does not display currency."""
-    per_unit = options.number("QuotaPerUnit")
-    if options.flag("DisplayInCurrencyEnabled") and math.isfinite(per_unit) and per_unit > 0:
-        return f"{format_quota(quota, quota_per_unit=per_unit)} 额度"
-    return f"{quota} 点额度"
 
 
 # --- helpers ------------------------------------------------------------------------------------

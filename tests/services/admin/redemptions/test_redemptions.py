@@ -291,7 +291,7 @@ async def test_redeeming_credits_the_exact_quota_once_and_logs_it(admin: AdminHa
     assert row.redeemed_time >= before
     [log] = await topup_logs(admin, alice.id)
     # 1,234,567 quota at 500,000 per dollar: One API's log shows the amount in dollars.
-    assert log.content == "通过兑换码充值 $2.469134"
+    assert log.content == "通过兑换码充值 ＄2.469134 额度"
     assert log.username == "alice"
     change = await admin.wait_for_change("user")
     assert change.ids == [alice.id]
@@ -311,7 +311,7 @@ async def test_the_topup_log_shows_quota_points_when_currency_display_is_off(
     alice = await admin.add_user("alice")
     assert assert_ok(await admin.client(alice).post("/api/user/topup", json={"key": key})) == 75
     [log] = await topup_logs(admin, alice.id)
-    assert log.content == "通过兑换码充值 75 quota"
+    assert log.content == "通过兑换码充值 75 点额度"
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from libs.common.db.models import LogType, User, UserRole, UserStatus
+from libs.common.db.models import LogType, Token, User, UserRole, UserStatus
 from libs.common.events import ConfigChanged
 from services.admin.security import verify_password
 from tests.services.admin.harness import AdminHarness, assert_ok, assert_refused
@@ -160,6 +161,10 @@ async def test_an_admin_creates_a_common_user_with_the_new_user_quota(admin: Adm
     assert row.aff_code
     [log] = await logs_of(admin, row.id)
     assert (log.type, log.content) == (LogType.SYSTEM, "新用户注册赠送 5000 点额度")
+    # Like a registration, the user can call the API at once with a default token.
+    async with admin.database.session() as session:
+        tokens = (await session.scalars(select(Token).where(Token.user_id == row.id))).all()
+    assert [(t.name, t.unlimited_quota, len(t.key)) for t in tokens] == [("default", True, 48)]
 
 
 @pytest.mark.parametrize("role", [UserRole.ADMIN, UserRole.ROOT])

@@ -32,7 +32,7 @@ async def test_a_top_up_adds_exactly_and_is_logged_with_its_remark(admin: AdminH
 
 @pytest.mark.parametrize(
     ("in_currency", "content"),
-    [("true", "通过 API 充值 $0.500000 额度"), ("false", "通过 API 充值 250000 点额度")],
+    [("true", "通过 API 充值 ＄0.500000 额度"), ("false", "通过 API 充值 250000 点额度")],
 )
 async def test_a_top_up_without_remark_says_how_much(
     admin: AdminHarness, in_currency: str, content: str
@@ -141,4 +141,4 @@ async def test_a_quota_edit_may_set_a_debt_back_to_zero(admin: AdminHarness) -> 
     assert_ok(await admin.client(admin.root).put("/api/user/", json={"id": alice.id, "quota": 0}))
     assert (await load_user(admin, alice.id)).quota == 0
     [log] = await logs_of(admin, alice.id)
-    assert log.content == "管理员将用户额度从 $-0.001000 额度修改为 $0.000000 额度"
+    assert log.content == "管理员将用户额度从 ＄-0.001000 额度修改为 ＄0.000000 额度"
