@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from libs.common.crypto import SecretBox
 from services.admin.channels import service
 from services.admin.channels.schemas import (
-    INT32_MAX,
     BalanceAnswer,
     ChannelCreate,
     ChannelOut,
@@ -25,11 +24,11 @@ from services.admin.channels.schemas import (
     Text,
 )
 from services.admin.deps import AdminDep, OptionsDep, PageDep, StateDep, UnitOfWorkDep, UserDep
-from services.admin.schemas import Envelope
+from services.admin.schemas import Envelope, RowIdPath
 
 router = APIRouter(prefix="/api", tags=["channels"])
 
-ChannelIdPath = Annotated[int, Path(ge=1, le=INT32_MAX, description="the channel's id")]
+ChannelIdPath = RowIdPath
 
 
 def get_secret_box(state: StateDep) -> SecretBox:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.db.models import Channel
 from services.admin.channels import abilities
-from services.admin.channels.schemas import INT32_MAX
+from services.admin.schemas import INT32_MAX
 
 
 async def page(session: AsyncSession, *, offset: int, limit: int) -> Sequence[Channel]:

@@ -13,30 +13,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from libs.common.db.models import Channel, ChannelStatus
+from services.admin.schemas import INT32_MAX, INT64_MAX, RowId, StorableText
 
-INT32_MAX: Final = 2**31 - 1
 INT64_MIN: Final = -(2**63)
-INT64_MAX: Final = 2**63 - 1
 MAX_TEXT_CHARS: Final = 16_000
 """TEXT columns hold 65,535 bytes on MySQL/MariaDB: 16,000 characters fit even at 4 bytes."""
 MAX_KEY_CHARS: Final = 8_192
 """One key, even a cloud service account's JSON, fits; encrypted it still fits its column."""
 
 
-def _storable(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid UTF-8 text") from None
-    return value
-
-
-Text = Annotated[str, AfterValidator(_storable)]
+Text = StorableText
 """A string every database can store."""
 
 
@@ -53,7 +42,7 @@ JsonObjectText = Annotated[
     LongText | dict[str, Any] | None,
     Field(description="a JSON object, as a string (One API) or as an object"),
 ]
-ChannelId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+ChannelId = RowId
 Priority = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 Weight = Annotated[int, Field(ge=0, le=INT32_MAX)]
 ChannelTypeId = Annotated[int, Field(ge=0, le=INT32_MAX)]
