@@ -195,7 +195,8 @@ def test_default_command_runs_target_all() -> None:
     command = exec_form(final_stage().last("CMD"))
     args = build_parser().parse_args(command)
     assert args.command == "run"
-    assert getattr(args, "target", None) is None  # TARGET, default "all": One API's single-container mode
+    # No --target: TARGET, default "all", One API's single-container mode.
+    assert getattr(args, "target", None) is None
     assert Settings.model_fields["target"].get_default(call_default_factory=True) == ["all"]
 
 
