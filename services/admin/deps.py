@@ -237,6 +237,13 @@ async def global_api_rate_limit(state: StateDep, ip: ClientIpDep) -> None:
     )
 
 
+async def global_web_rate_limit(state: StateDep, ip: ClientIpDep) -> None:
+    """`GLOBAL_WEB_RATE_LIMIT` pages of the web UI per address per three minutes."""
+    await _limit(
+        state, f"rl:web:{ip}", state.settings.global_web_rate_limit, API_RATE_WINDOW_SECONDS
+    )
+
+
 async def critical_rate_limit(state: StateDep, ip: ClientIpDep) -> None:
     """20 per address per 20 minutes on login, registration, password reset and verification."""
     await _limit(state, f"rl:critical:{ip}", CRITICAL_RATE_LIMIT, CRITICAL_RATE_WINDOW_SECONDS)

@@ -10,6 +10,7 @@ from services.admin.app import create_app
 from services.admin.logs.retention import LogRetention
 from services.admin.security import SessionCodec
 from services.admin.state import AdminState
+from services.admin.ui import WebUi
 
 
 class AdminModule(Module):
@@ -25,4 +26,5 @@ class AdminModule(Module):
             version=ctx.version,
         )
         ctx.router.mount("/api", create_app(state))
+        ctx.router.mount("/", WebUi(state))
         ctx.spawn(LogRetention(state.database, state.cache).run(), name="admin-log-retention")

@@ -20,12 +20,12 @@ Routes (One API's paths, parameters and fields):
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from libs.common.db.models import User
+from services.admin.accounts.cookies import start_session
 from services.admin.deps import (
     AdminDep,
     OptionsDep,
@@ -35,13 +35,6 @@ from services.admin.deps import (
     UserDep,
 )
 from services.admin.schemas import Envelope, RowIdPath
-from services.admin.security import (
-    SESSION_COOKIE,
-    SESSION_MAX_AGE_SECONDS,
-    SessionClaims,
-    password_tag,
-)
-from services.admin.state import AdminState
 from services.admin.users import service
 from services.admin.users.schemas import (
     AdminTopUp,
@@ -63,19 +56,6 @@ def _read(user: User) -> UserRead:
     return UserRead.model_validate(user)
 
 
-def _renew_session(response: Response, state: AdminState, user: User) -> None:
-    """Keep the caller's own session alive across their password change (which ends every
-    other session: they carry a tag of the old hash)."""
-    claims = SessionClaims(user.id, password_tag(user.password), int(time.time()))
-    response.set_cookie(
-        SESSION_COOKIE,
-        state.sessions.encode(claims),
-        max_age=SESSION_MAX_AGE_SECONDS,
-        httponly=True,
-        samesite="strict",
-    )
-
-
 # --- the caller's own account -------------------------------------------------------------------
 
 
@@ -88,6 +68,7 @@ async def get_self(uow: UnitOfWorkDep, actor: UserDep) -> Envelope[UserRead]:
 @router.put("/user/self")
 async def update_self(
     changes: SelfUpdate,
+    request: Request,
     response: Response,
     state: StateDep,
     uow: UnitOfWorkDep,
@@ -96,7 +77,8 @@ async def update_self(
     """Change the caller's username, display name or password (empty fields are kept)."""
     updated = await service.update_self(uow, actor, changes)
     if updated.password_changed and actor.by_session:
-        _renew_session(response, state, updated.user)
+        # Their other sessions end with the old hash's tag; this one goes on.
+        start_session(request, response, state, updated.user)
     return Envelope(data=_read(updated.user))
 
 
