@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.ui.conftest import UPSTREAM_KEY, Suite
 from tests.ui.harness import PHONE, Ui, open_ui
@@ -25,6 +25,7 @@ from tests.ui.harness import PHONE, Ui, open_ui
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui")]
 
 MODEL = "gpt-4o-mini"
+CHANNEL = "fake-openai"
 NEW_ROOT_PASSWORD = "ui-root-pass-1"
 ADMIN_PATHS = ("/channel", "/user", "/redemption")
 ROOT_PATHS = ("/setting/operation", "/setting/system", "/setting/other")
@@ -48,6 +49,11 @@ def change_default_password(ui: Ui, suite: Suite) -> None:
     page.get_by_test_id("force-password-submit").click()
     expect(form).to_have_count(0)
     suite.root_password = NEW_ROOT_PASSWORD
+
+
+def toast(page: Page, kind: str, text: str) -> None:
+    """A toast of `kind` (success, error, info) saying `text` is shown."""
+    expect(page.get_by_test_id(f"toast-{kind}").filter(has_text=text).first).to_be_visible()
 
 
 def root_api(suite: Suite, method: str, path: str, body: Any = None) -> Any:
@@ -87,22 +93,28 @@ def test_root_sets_up_a_channel_and_token_then_finds_its_request_in_logs_and_das
         page.reload()
         expect(page.get_by_test_id("force-password-change")).to_have_count(0)
 
-        # A channel to the fake upstream (through the API until the channels page exists).
-        [channel] = ui.api(
-            "POST",
-            "/api/channel/",
-            {
-                "type": 1,
-                "name": "fake-openai",
-                "key": UPSTREAM_KEY,
-                "base_url": suite.upstream.url,
-                "models": MODEL,
-                "group": "default",
-            },
-        )
-        tested = ui.api_answer("GET", f"/api/channel/test/{channel['id']}?model={MODEL}")
-        assert tested["success"] is True, tested
-        ui.click_nav("/channel", "channels")
+        # A channel to the fake upstream, made and tested on the channels page.
+        ui.click_nav("/channel", "channels", ready="[data-testid=channel-add]")
+        page.get_by_test_id("channel-add").click()
+        form = page.locator("#channel-form")
+        expect(form.locator("select[name=type]")).to_have_value("1")
+        form.locator("input[name=name]").fill(CHANNEL)
+        form.locator("input[name=base_url]").fill(suite.upstream.url)
+        form.locator("textarea[name=key]").fill(UPSTREAM_KEY)
+        page.get_by_test_id("channel-models").get_by_role("button", name="Clear").click()
+        form.locator("input[name=custom-models]").fill(MODEL)
+        form.get_by_role("button", name="Add", exact=True).click()
+        expect(page.get_by_test_id("channel-chosen-models")).to_have_text(f"{MODEL} ×")
+        ui.shot("channel-form")
+        page.get_by_test_id("channel-save").click()
+        toast(page, "success", "Created 1 channel(s)")
+        channel_row = page.locator("[data-testid=channels-table] tbody tr", has_text=CHANNEL)
+        expect(channel_row).to_have_count(1)
+        expect(channel_row.get_by_test_id("channel-status")).to_have_text("Enabled")
+        channel_row.get_by_test_id("channel-test").click()
+        toast(page, "success", f"Channel “{CHANNEL}” works ({MODEL})")
+        expect(channel_row.get_by_test_id("channel-test")).to_have_attribute("data-tested", "yes")
+        ui.shot("channel-tested")
 
         # A token, made and copied in the UI.
         ui.click_nav("/token", "tokens")
@@ -119,10 +131,19 @@ def test_root_sets_up_a_channel_and_token_then_finds_its_request_in_logs_and_das
         assert re.fullmatch(r"sk-[A-Za-z0-9]{48}", key), key
         assert copy.get_attribute("data-copy") == key
 
-        # Deep links for chat clients carry the key and this server's address.
+        # Deep links for chat clients carry the key and this server's address. The menu is
+        # not clipped by the table's scrolling wrapper: its last item is the topmost element.
         row.get_by_test_id("token-links").click()
+        items = page.get_by_role("menuitem")
+        expect(items.last).to_be_in_viewport(ratio=1)
+        assert items.last.evaluate(
+            "item => { const r = item.getBoundingClientRect();"
+            " return item.contains(document.elementFromPoint(r.x + r.width / 2,"
+            " r.y + r.height / 2)); }"
+        ), "the chat-links menu is hidden behind something"
         ui.shot("token-chat-links")
-        row.get_by_test_id("token-link-next").click()
+        page.get_by_test_id("token-link-next").click()
+        expect(items).to_have_count(0)
         link = ui.clipboard()
         assert link.startswith("https://app.nextchat.dev/#/?settings=")
         settings = json.loads(link.split("settings=", 1)[1])
@@ -161,9 +182,14 @@ def test_root_sets_up_a_channel_and_token_then_finds_its_request_in_logs_and_das
         bars = page.locator("[data-testid=chart-requests] .recharts-bar-rectangle path")
         expect(bars.first).to_be_visible()
         ui.shot("dashboard-with-request")
-        for label in ("Last 3 days", "Today"):
+        # The admin's spend by channel names the channel the request went through.
+        expect(page.get_by_test_id("chart-channels")).to_contain_text(CHANNEL)
+        channel_bars = page.locator("[data-testid=chart-channels] .recharts-bar-rectangle path")
+        expect(channel_bars).to_have_count(1)
+        for label in ("Last 30 days", "Last 90 days", "Today"):
             page.get_by_role("tab", name=label).click()
             expect(page.get_by_test_id("stat-requests")).to_have_text("1")
+            expect(page.get_by_test_id("chart-channels")).to_contain_text(CHANNEL)
         ui.shot("dashboard-today")
 
         # Disabling the token in the UI stops the key; enabling it brings it back.
@@ -190,6 +216,8 @@ def test_a_registered_user_sees_only_their_own_pages(
         page.get_by_test_id("register-submit").click()
         page.wait_for_url(re.compile(r"/login$"))
         ui.log_in("alice", "alice-pass-1")
+        expect(page.get_by_test_id("chart-requests")).to_be_visible()
+        expect(page.get_by_test_id("chart-channels")).to_have_count(0)  # admins only
         ui.shot("alice-dashboard")
 
         # Navigation: the common pages, none of the admin's or root's.

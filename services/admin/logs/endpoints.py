@@ -17,8 +17,12 @@ from services.admin.deps import AdminDep, PageDep, StateDep, UserDep
 from services.admin.logs import service
 from services.admin.logs.retention import delete_logs_before
 from services.admin.logs.schemas import (
+    DASHBOARD_DAYS,
     MAX_TIMESTAMP,
+    ChannelStat,
+    ChannelStatQuery,
     DailyUsage,
+    DashboardDays,
     LogItem,
     LogQuery,
     LogStat,
@@ -66,6 +70,15 @@ async def log_stat(
     admin: AdminDep, session: LogSessionDep, query: Annotated[LogQuery, Query()]
 ) -> Envelope[LogStat]:
     return Envelope(data=await service.stat_all(session, query))
+
+
+@router.get("/log/channel_stat")
+async def channel_stat(
+    admin: AdminDep, session: LogSessionDep, query: Annotated[ChannelStatQuery, Query()]
+) -> Envelope[list[ChannelStat]]:
+    """Requests, quota and tokens of the consume logs per channel over a range of at most
+    90 days (end 0: now; start 0: seven days before the end), the largest quota first."""
+    return Envelope(data=await service.channel_stat(session, query, int(time.time())))
 
 
 @router.delete("/log/")
@@ -116,6 +129,9 @@ async def own_log_stat(
 
 
 @router.get("/user/dashboard")
-async def dashboard(actor: UserDep, session: LogSessionDep) -> Envelope[list[DailyUsage]]:
-    """The caller's requests, quota and tokens per UTC day and model over the last 7 days."""
-    return Envelope(data=await service.dashboard(session, actor, int(time.time())))
+async def dashboard(
+    actor: UserDep, session: LogSessionDep, days: Annotated[DashboardDays, Query()] = DASHBOARD_DAYS
+) -> Envelope[list[DailyUsage]]:
+    """The caller's requests, quota and tokens per UTC day and model over the last `days` days
+    (today included; One API: 7)."""
+    return Envelope(data=await service.dashboard(session, actor, int(time.time()), days))

@@ -80,6 +80,36 @@ async def consumed_quota(session: AsyncSession, where: LogFilter) -> int:
     return int(total or 0)
 
 
+@dataclass(frozen=True)
+class ChannelUsage:
+    channel_id: int
+    request_count: int
+    quota: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+async def usage_by_channel(session: AsyncSession, start: int, end: int) -> list[ChannelUsage]:
+    """The consume logs created from `start` to `end` (Unix seconds, inclusive) summed per
+    channel, the largest quota first; a range scan of `ix_logs_created_at_type`."""
+    quota = func.coalesce(func.sum(Log.quota), 0)
+    query = (
+        select(
+            Log.channel_id,
+            func.count(),
+            quota,
+            func.coalesce(func.sum(Log.prompt_tokens), 0),
+            func.coalesce(func.sum(Log.completion_tokens), 0),
+        )
+        .where(Log.created_at.between(start, end), Log.type == int(LogType.CONSUME))
+        .group_by(Log.channel_id)
+        .order_by(quota.desc(), Log.channel_id)
+    )
+    return [
+        ChannelUsage(*(int(value or 0) for value in row)) for row in await session.execute(query)
+    ]
+
+
 async def daily_usage(
     session: AsyncSession, user_id: int, first_day: int, last_day: int
 ) -> Sequence[LogDailyUsage]:

@@ -29,6 +29,25 @@ LogTypeFilter = Annotated[
 ChannelFilter = Annotated[int, Field(ge=0, le=INT32_MAX, description="channel id; 0: any")]
 
 
+DASHBOARD_DAYS: Final = 7
+"""One API's dashboard: today (UTC) and the six days before."""
+MAX_DASHBOARD_DAYS: Final = 90
+"""The longest dashboard window (the aggregate keeps at least 366 days)."""
+MAX_CHANNEL_STAT_SECONDS: Final = 90 * 86_400
+"""The longest range `/api/log/channel_stat` sums: it reads the logs themselves."""
+DEFAULT_CHANNEL_STAT_SECONDS: Final = 7 * 86_400
+"""The range summed when no start is given."""
+
+DashboardDays = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_DASHBOARD_DAYS,
+        description=f"how many UTC days, today included (1 to {MAX_DASHBOARD_DAYS})",
+    ),
+]
+
+
 class SelfLogQuery(BaseModel):
     """`GET /api/log/self`: what a user may filter their own logs by."""
 
@@ -49,6 +68,21 @@ class LogQuery(SelfStatQuery):
     """`GET /api/log/` and `GET /api/log/stat`: every log, also by user and channel."""
 
     username: FilterText = ""
+
+
+class ChannelStatQuery(BaseModel):
+    """`GET /api/log/channel_stat`: a range of at most 90 days; 0 ends it now, or starts it
+    seven days before its end."""
+
+    start_timestamp: Annotated[
+        int,
+        Field(
+            ge=0, le=MAX_TIMESTAMP, description="Unix seconds, inclusive; 0: 7 days before the end"
+        ),
+    ] = 0
+    end_timestamp: Annotated[
+        int, Field(ge=0, le=MAX_TIMESTAMP, description="Unix seconds, inclusive; 0: now")
+    ] = 0
 
 
 SearchKeyword = Annotated[
@@ -99,3 +133,13 @@ class DailyUsage(BaseModel):
     Quota: int
     PromptTokens: int
     CompletionTokens: int
+
+
+class ChannelStat(BaseModel):
+    """The consume logs of one channel over a range (`channel` is `channel_id`; 0: none)."""
+
+    channel: int
+    request_count: int
+    quota: int
+    prompt_tokens: int
+    completion_tokens: int

@@ -9,8 +9,10 @@ One API's behaviour, kept:
 * a stat is the quota of the consume logs that match, whatever `type` says;
 * a user's own logs come with `id` 0, as One API omits that column for them.
 
-Beyond One API: a start after the end is refused instead of answering nothing, and the
-dashboard is read from `log_daily_usage`, not grouped from `logs` on every view.
+Beyond One API: a start after the end is refused instead of answering nothing, the
+dashboard is read from `log_daily_usage`, not grouped from `logs` on every view, and covers
+`days` days (One API's seven by default); admins also get the consumption per channel over a
+range of at most 90 days (`/api/log/channel_stat`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from services.admin.errors import AdminError
 from services.admin.logs import repository
 from services.admin.logs.repository import LogFilter
 from services.admin.logs.schemas import (
+    DASHBOARD_DAYS,
+    DEFAULT_CHANNEL_STAT_SECONDS,
+    MAX_CHANNEL_STAT_SECONDS,
+    ChannelStat,
+    ChannelStatQuery,
     DailyUsage,
     LogItem,
     LogQuery,
@@ -37,8 +44,6 @@ from services.admin.logs.schemas import (
 
 MAX_RECENT_ITEMS: Final = 100
 """One API's `MaxRecentItems`: the most logs a search answers."""
-DASHBOARD_DAYS: Final = 7
-"""The dashboard covers today (UTC) and the six days before."""
 SECONDS_PER_DAY: Final = 86_400
 
 
@@ -121,6 +126,28 @@ async def stat_all(session: AsyncSession, query: LogQuery) -> LogStat:
     return LogStat(quota=await repository.consumed_quota(session, _admin_filter(query)))
 
 
+async def channel_stat(
+    session: AsyncSession, query: ChannelStatQuery, now: int
+) -> list[ChannelStat]:
+    """The consume logs per channel from `start_timestamp` to `end_timestamp` (inclusive);
+    an end of 0 is `now`, a start of 0 seven days before the end."""
+    end = query.end_timestamp or now
+    start = query.start_timestamp or max(0, end - DEFAULT_CHANNEL_STAT_SECONDS + 1)
+    _check_range(start, end)
+    if end - start >= MAX_CHANNEL_STAT_SECONDS:
+        raise AdminError(f"时间范围不能超过 {MAX_CHANNEL_STAT_SECONDS // SECONDS_PER_DAY} 天")
+    return [
+        ChannelStat(
+            channel=row.channel_id,
+            request_count=row.request_count,
+            quota=row.quota,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+        )
+        for row in await repository.usage_by_channel(session, start, end)
+    ]
+
+
 def deletion_cutoff(target_timestamp: int) -> int:
     """`DELETE /api/log/`: logs created before `target_timestamp` go; 0 is refused."""
     if not target_timestamp:
@@ -164,9 +191,11 @@ def _usage(row: LogDailyUsage) -> DailyUsage:
     )
 
 
-async def dashboard(session: AsyncSession, actor: Actor, now: int) -> list[DailyUsage]:
-    """The caller's consumption per UTC day and model, today and the six days before, by day
-    then model: One API's `/api/user/dashboard`."""
+async def dashboard(
+    session: AsyncSession, actor: Actor, now: int, days: int = DASHBOARD_DAYS
+) -> list[DailyUsage]:
+    """The caller's consumption per UTC day and model, today and the `days - 1` days before
+    (One API: seven days), by day then model: One API's `/api/user/dashboard`."""
     today = now // SECONDS_PER_DAY
-    rows = await repository.daily_usage(session, actor.id, today - DASHBOARD_DAYS + 1, today)
+    rows = await repository.daily_usage(session, actor.id, today - days + 1, today)
     return [_usage(row) for row in rows]

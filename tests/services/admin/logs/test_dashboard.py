@@ -99,6 +99,45 @@ async def test_the_dashboard_shows_the_callers_last_seven_days_by_day_and_model(
     assert assert_ok(await admin.client(admin.root).get("/api/user/dashboard")) == []
 
 
+async def test_the_dashboard_covers_the_days_asked_for(admin: AdminHarness) -> None:
+    alice = await admin.add_user("alice")
+    today = int(time.time()) // DAY
+    async with admin.database.log_session() as session:
+        session.add_all(
+            LogDailyUsage(
+                user_id=alice.id,
+                day=today - back,
+                model_name="gpt-4o",
+                request_count=back + 1,
+                quota=100 * (back + 1),
+                prompt_tokens=back,
+                completion_tokens=1,
+            )
+            for back in (0, 1, 6, 7, 29, 30, 89, 90, 200)
+        )
+    client = admin.client(alice)
+
+    async def days_back(**params: int) -> list[int]:
+        rows = assert_ok(await client.get("/api/user/dashboard", params=params))
+        assert all(set(row) == DASHBOARD_FIELDS for row in rows)
+        return [(dt.date.fromisoformat(row["Day"]) - dt.date(1970, 1, 1)).days for row in rows]
+
+    assert await days_back() == [today - 6, today - 1, today]  # One API's seven days
+    assert await days_back(days=7) == [today - 6, today - 1, today]
+    assert await days_back(days=1) == [today]
+    assert await days_back(days=30) == [today - b for b in (29, 7, 6, 1, 0)]
+    assert await days_back(days=90) == [today - b for b in (89, 30, 29, 7, 6, 1, 0)]
+    rows = assert_ok(await client.get("/api/user/dashboard", params={"days": 2}))
+    assert rows[0] == {
+        "Day": date_of(today - 1),
+        "ModelName": "gpt-4o",
+        "RequestCount": 2,
+        "Quota": 200,
+        "PromptTokens": 1,
+        "CompletionTokens": 1,
+    }
+
+
 # --- billing writes the aggregate -------------------------------------------------------------
 
 

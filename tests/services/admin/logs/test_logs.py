@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -15,6 +16,7 @@ from tests.services.admin.harness import TestUser as Account
 
 Params: TypeAlias = dict[str, str | int]
 
+DAY = 86_400
 T = 1_700_000_000
 """When the seeded logs start (Unix seconds)."""
 
@@ -229,6 +231,90 @@ async def test_deleting_old_logs_answers_the_count_and_keeps_the_newer(
     assert_refused(await client.delete("/api/log/"), message="target timestamp is required")
 
 
+def channel_row(channel: int, requests: int, quota: int) -> dict[str, int]:
+    """A row of `/api/log/channel_stat` for the seeded logs (prompt = quota/2, completion
+    = quota/4 for each)."""
+    return {
+        "channel": channel,
+        "request_count": requests,
+        "quota": quota,
+        "prompt_tokens": quota // 2,
+        "completion_tokens": quota // 4,
+    }
+
+
+async def test_the_channel_stat_sums_consume_logs_per_channel_in_the_range(
+    admin: AdminHarness,
+) -> None:
+    users = await seed(admin)
+    client = admin.client(users.admin)
+    url = "/api/log/channel_stat"
+    cases: list[tuple[Params, list[dict[str, int]]]] = [
+        # The test log of channel 3 and the top-up are not consumption; largest quota first.
+        (
+            {"start_timestamp": T, "end_timestamp": T + 70},
+            [channel_row(2, 2, 1000), channel_row(1, 2, 500)],
+        ),
+        (
+            {"start_timestamp": T + 10, "end_timestamp": T + 20},
+            [channel_row(1, 1, 400), channel_row(2, 1, 200)],
+        ),
+        ({"start_timestamp": T, "end_timestamp": T}, [channel_row(1, 1, 100)]),  # inclusive
+        ({"start_timestamp": T + 41, "end_timestamp": T + 100}, []),
+        # No start: the seven days before the end.
+        ({"end_timestamp": T + 25}, [channel_row(1, 2, 500), channel_row(2, 1, 200)]),
+    ]
+    for params, expected in cases:
+        assert assert_ok(await client.get(url, params=params)) == expected, params
+    # The root gets the same answer as an admin.
+    everything = {"start_timestamp": T, "end_timestamp": T + 70}
+    root_answer = assert_ok(await admin.client(admin.root).get(url, params=everything))
+    assert root_answer == [channel_row(2, 2, 1000), channel_row(1, 2, 500)]
+
+
+async def test_the_channel_stat_defaults_to_the_last_seven_days(admin: AdminHarness) -> None:
+    now = int(time.time())
+    async with admin.database.log_session() as session:
+        for created_at, channel, quota in [
+            (now - 60, 9, 30),
+            (now - 6 * DAY, 9, 12),
+            (now - 6 * DAY, 4, 8),
+            (now - 8 * DAY, 4, 1000),  # before the default window
+        ]:
+            session.add(
+                Log(
+                    created_at=created_at,
+                    type=LogType.CONSUME,
+                    channel_id=channel,
+                    quota=quota,
+                    prompt_tokens=2 * quota,
+                    completion_tokens=quota,
+                )
+            )
+    answer = assert_ok(await admin.client(admin.root).get("/api/log/channel_stat"))
+    assert answer == [
+        {
+            "channel": 9,
+            "request_count": 2,
+            "quota": 42,
+            "prompt_tokens": 84,
+            "completion_tokens": 42,
+        },
+        {"channel": 4, "request_count": 1, "quota": 8, "prompt_tokens": 16, "completion_tokens": 8},
+    ]
+
+
+async def test_the_channel_stat_refuses_ranges_beyond_ninety_days(admin: AdminHarness) -> None:
+    root = admin.client(admin.root)
+    url = "/api/log/channel_stat"
+    longest = {"start_timestamp": T, "end_timestamp": T + 90 * DAY - 1}
+    assert assert_ok(await root.get(url, params=longest)) == []
+    too_long = {"start_timestamp": T, "end_timestamp": T + 90 * DAY}
+    assert_refused(await root.get(url, params=too_long), message="时间范围不能超过 90 天")
+    # A start of 0 with an end is the seven days before it, not "since ever".
+    assert assert_ok(await root.get(url, params={"end_timestamp": T})) == []
+
+
 # --- the caller's own logs --------------------------------------------------------------------
 
 
@@ -282,6 +368,7 @@ ADMIN_ROUTES = [
     ("GET", "/api/log/search"),
     ("GET", "/api/log/stat"),
     ("DELETE", "/api/log/?target_timestamp=1"),
+    ("GET", "/api/log/channel_stat"),
 ]
 USER_ROUTES = [
     ("GET", "/api/log/self"),
@@ -323,6 +410,13 @@ async def test_a_guest_gets_401_everywhere(admin: AdminHarness) -> None:
         ("/api/log/self", {"start_timestamp": T + 1, "end_timestamp": T}, "起始时间"),
         ("/api/log/self/stat", {"channel": -2}, "channel"),
         ("/api/log/self/search", {"keyword": "\x00"}, "keyword"),
+        ("/api/log/channel_stat", {"start_timestamp": "today"}, "start_timestamp"),
+        ("/api/log/channel_stat", {"end_timestamp": -1}, "end_timestamp"),
+        ("/api/log/channel_stat", {"start_timestamp": T + 1, "end_timestamp": T}, "起始时间"),
+        ("/api/log/channel_stat", {"start_timestamp": 1, "end_timestamp": T}, "90 天"),
+        ("/api/user/dashboard", {"days": 0}, "days"),
+        ("/api/user/dashboard", {"days": 91}, "days"),
+        ("/api/user/dashboard", {"days": "week"}, "days"),
     ],
 )
 async def test_bad_filters_are_refused_in_the_envelope(

@@ -939,6 +939,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/log/channel_stat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Channel Stat
+         * @description Requests, quota and tokens of the consume logs per channel over a range of at most
+         *     90 days (end 0: now; start 0: seven days before the end), the largest quota first.
+         */
+        get: operations["channel_stat_api_log_channel_stat_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/log/self": {
         parameters: {
             query?: never;
@@ -999,7 +1020,8 @@ export interface paths {
         };
         /**
          * Dashboard
-         * @description The caller's requests, quota and tokens per UTC day and model over the last 7 days.
+         * @description The caller's requests, quota and tokens per UTC day and model over the last `days` days
+         *     (today included; One API: 7).
          */
         get: operations["dashboard_api_user_dashboard_get"];
         put?: never;
@@ -1195,6 +1217,22 @@ export interface components {
             config: string;
             /** System Prompt */
             system_prompt: string;
+        };
+        /**
+         * ChannelStat
+         * @description The consume logs of one channel over a range (`channel` is `channel_id`; 0: none).
+         */
+        ChannelStat: {
+            /** Channel */
+            channel: number;
+            /** Request Count */
+            request_count: number;
+            /** Quota */
+            quota: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Completion Tokens */
+            completion_tokens: number;
         };
         /**
          * ChannelTestAnswer
@@ -1458,6 +1496,21 @@ export interface components {
             message: string;
             /** Data */
             data?: components["schemas"]["ChannelOut"][] | null;
+        };
+        /** Envelope[list[ChannelStat]] */
+        Envelope_list_ChannelStat__: {
+            /**
+             * Success
+             * @default true
+             */
+            success: boolean;
+            /**
+             * Message
+             * @default
+             */
+            message: string;
+            /** Data */
+            data?: components["schemas"]["ChannelStat"][] | null;
         };
         /** Envelope[list[DailyUsage]] */
         Envelope_list_DailyUsage__: {
@@ -3465,7 +3518,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description the channel's id */
+                /** @description row id */
                 channel_id: number;
             };
             cookie?: never;
@@ -3517,7 +3570,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description the channel's id */
+                /** @description row id */
                 channel_id: number;
             };
             cookie?: never;
@@ -3549,7 +3602,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description the channel's id */
+                /** @description row id */
                 channel_id: number;
             };
             cookie?: never;
@@ -3581,7 +3634,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description the channel's id */
+                /** @description row id */
                 channel_id: number;
             };
             cookie?: never;
@@ -4050,6 +4103,40 @@ export interface operations {
             };
         };
     };
+    channel_stat_api_log_channel_stat_get: {
+        parameters: {
+            query?: {
+                /** @description Unix seconds, inclusive; 0: 7 days before the end */
+                start_timestamp?: number;
+                /** @description Unix seconds, inclusive; 0: now */
+                end_timestamp?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_list_ChannelStat__"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_own_logs_api_log_self_get: {
         parameters: {
             query?: {
@@ -4166,7 +4253,10 @@ export interface operations {
     };
     dashboard_api_user_dashboard_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description how many UTC days, today included (1 to 90) */
+                days?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -4180,6 +4270,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Envelope_list_DailyUsage__"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

@@ -15,6 +15,7 @@ export type TokenUpdate = Schemas["TokenUpdate"];
 export type LogItem = Schemas["LogItem"];
 export type LogStat = Schemas["LogStat"];
 export type DailyUsage = Schemas["DailyUsage"];
+export type ChannelStat = Schemas["ChannelStat"];
 export type Channel = Schemas["ChannelOut"];
 export type ChannelCreate = Schemas["ChannelCreate"];
 export type ChannelUpdate = Schemas["ChannelUpdate"];

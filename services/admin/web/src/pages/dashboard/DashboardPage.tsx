@@ -1,6 +1,7 @@
 /**
- * Dashboard: the caller's usage per UTC day and model (`/api/user/dashboard`, the last 7 days):
- * totals, requests / quota / tokens per day, and spend by model, over a chosen range.
+ * Dashboard: the caller's usage per UTC day and model (`/api/user/dashboard?days=`): totals,
+ * requests / quota / tokens per day, and spend by model, over a chosen range of UTC days; for
+ * admins also the whole site's spend by channel (`/api/log/channel_stat`) over that range.
  */
 import { useEffect, useMemo, useState } from "react";
 import {
@@ -17,7 +18,7 @@ import {
   YAxis,
 } from "recharts";
 import { api } from "@/api/client";
-import type { DailyUsage } from "@/api/types";
+import type { Channel, ChannelStat, DailyUsage } from "@/api/types";
 import { useAuth } from "@/auth";
 import { Table } from "@/components/Table";
 import { Card, Empty, PageHeader, Spinner, Tabs } from "@/components/ui";
@@ -26,7 +27,10 @@ import { formatNumber, formatQuota, fromQuota } from "@/lib/format";
 import styles from "./DashboardPage.module.css";
 
 const PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#ea580c", "#4b5563"];
-const RANGES = [1, 3, 7] as const;
+const RANGES = [1, 7, 30, 90] as const;
+const DAY_SECONDS = 86_400;
+/** One page of channels names the bars; a channel beyond it shows as "#id". */
+const CHANNEL_NAMES_PAGE = 100;
 type Range = (typeof RANGES)[number];
 
 /** The last `days` UTC days, oldest first, as "YYYY-MM-DD". */
@@ -48,6 +52,12 @@ function compact(value: number): string {
   return String(Number(value.toFixed(2)));
 }
 
+/** The range's first and last second: from the first UTC day's midnight to today's end. */
+function rangeSeconds(days: number): { start: number; end: number } {
+  const today = Math.floor(Date.now() / 1000 / DAY_SECONDS);
+  return { start: (today - days + 1) * DAY_SECONDS, end: (today + 1) * DAY_SECONDS - 1 };
+}
+
 interface ModelTotal {
   model: string;
   requests: number;
@@ -57,13 +67,54 @@ interface ModelTotal {
 
 export default function DashboardPage() {
   const { t } = useI18n();
-  const { status, user } = useAuth();
+  const { status, user, isAdmin } = useAuth();
   const [rows, setRows] = useState<DailyUsage[] | null>(null);
   const [range, setRange] = useState<Range>(7);
+  const [channelStats, setChannelStats] = useState<ChannelStat[] | null>(null);
+  const [channelNames, setChannelNames] = useState<Map<number, string>>(new Map());
 
   useEffect(() => {
-    void api.get<DailyUsage[]>("/user/dashboard").then(setRows, () => setRows([]));
-  }, []);
+    let current = true;
+    void api.get<DailyUsage[]>("/user/dashboard", { query: { days: range } }).then(
+      (data) => current && setRows(data),
+      () => current && setRows([]),
+    );
+    return () => {
+      current = false;
+    };
+  }, [range]);
+
+  useEffect(() => {
+    if (!isAdmin) return;
+    let current = true;
+    const { start, end } = rangeSeconds(range);
+    void api.get<ChannelStat[]>("/log/channel_stat", { query: { start_timestamp: start, end_timestamp: end } }).then(
+      (data) => current && setChannelStats(data),
+      () => current && setChannelStats([]),
+    );
+    return () => {
+      current = false;
+    };
+  }, [isAdmin, range]);
+
+  useEffect(() => {
+    if (!isAdmin) return;
+    void api.get<Channel[]>("/channel/", { query: { p: 0, size: CHANNEL_NAMES_PAGE } }).then(
+      (channels) => setChannelNames(new Map(channels.map((channel) => [channel.id, channel.name]))),
+      () => undefined,
+    );
+  }, [isAdmin]);
+
+  const byChannel = useMemo(
+    () =>
+      (channelStats ?? []).map((stat) => ({
+        name: stat.channel ? (channelNames.get(stat.channel) ?? `#${stat.channel}`) : t("dashboard.noChannel"),
+        quota: fromQuota(stat.quota, status),
+        requests: stat.request_count,
+        tokens: stat.prompt_tokens + stat.completion_tokens,
+      })),
+    [channelStats, channelNames, status, t],
+  );
 
   const view = useMemo(() => {
     const days = lastDays(range);
@@ -211,6 +262,34 @@ export default function DashboardPage() {
                 </div>
               )}
             </Card>
+            {isAdmin ? (
+              <Card title={`${t("dashboard.byChannel")} (${unit})`}>
+                {channelStats === null ? (
+                  <Spinner />
+                ) : byChannel.length === 0 ? (
+                  <Empty>{t("dashboard.noUsage")}</Empty>
+                ) : (
+                  <div
+                    className={styles.chart}
+                    style={{ height: `max(16rem, ${byChannel.length * 2.2 + 3}rem)` }}
+                    data-testid="chart-channels"
+                  >
+                    <ResponsiveContainer width="100%" height="100%">
+                      <BarChart data={byChannel} layout="vertical" margin={{ left: 8, right: 16 }}>
+                        <CartesianGrid strokeDasharray="3 3" stroke="var(--border)" />
+                        <XAxis type="number" stroke="var(--muted)" fontSize={12} tickFormatter={compact} />
+                        <YAxis type="category" dataKey="name" stroke="var(--muted)" fontSize={12} width={100} interval={0} />
+                        <Tooltip
+                          contentStyle={{ background: "var(--surface)", border: "1px solid var(--border)" }}
+                          formatter={(value) => Number(value).toFixed(6)}
+                        />
+                        <Bar dataKey="quota" name={t("dashboard.spent")} fill={PALETTE[0]} maxBarSize={28} isAnimationActive={false} />
+                      </BarChart>
+                    </ResponsiveContainer>
+                  </div>
+                )}
+              </Card>
+            ) : null}
           </div>
           <Card title={t("dashboard.modelTable")}>
             <Table
