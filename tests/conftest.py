@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +10,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.harness.databases import (
+    create_mysql_database,
+    create_postgres_database,
+    drop_mysql_database,
+    drop_postgres_database,
+)
 from tests.harness.services import MYSQL, NATS, POSTGRES, REDIS, service_url
 
 DATABASE_KINDS = ("sqlite", "postgres", "mysql")
@@ -57,46 +62,16 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
-    import asyncpg
-
     name = _unique_name("oneapi_test")
-    server = urlsplit(postgres_server)
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(postgres_server)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+asyncpg://{server.netloc}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield create_postgres_database(postgres_server, name)
+    drop_postgres_database(postgres_server, name)
 
 
 @pytest.fixture
 def mysql_url(mysql_server: str) -> Iterator[str]:
-    import pymysql
-
     name = _unique_name("oneapi_test")
-    server = urlsplit(mysql_server)
-
-    def admin(sql: str) -> None:
-        conn = pymysql.connect(
-            host=server.hostname,
-            port=server.port or 3306,
-            user=server.username or "root",
-            password=server.password or "",
-        )
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            conn.close()
-
-    admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    yield f"mysql+aiomysql://{server.netloc}/{name}?charset=utf8mb4"
-    admin(f"DROP DATABASE IF EXISTS `{name}`")
+    yield create_mysql_database(mysql_server, name)
+    drop_mysql_database(mysql_server, name)
 
 
 @pytest.fixture(params=DATABASE_KINDS)

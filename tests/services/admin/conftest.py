@@ -10,58 +10,19 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from libs.common.db import Database
 from libs.common.db.migrations import upgrade
 from tests.conftest import DATABASE_KINDS
+from tests.harness.databases import (
+    create_mysql_database,
+    create_postgres_database,
+    drop_mysql_database,
+    drop_postgres_database,
+)
 from tests.services.admin.harness import AdminHarness, admin_harness
-
-
-def _create_postgres(server: str, name: str) -> str:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(server)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-    return f"postgresql+asyncpg://{urlsplit(server).netloc}/{name}"
-
-
-def _drop_postgres(server: str, name: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(server)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-def _mysql(server: str, sql: str) -> None:
-    import pymysql
-
-    parts = urlsplit(server)
-    conn = pymysql.connect(
-        host=parts.hostname,
-        port=parts.port or 3306,
-        user=parts.username or "root",
-        password=parts.password or "",
-    )
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        conn.close()
 
 
 class MigratedDatabases:
@@ -83,12 +44,10 @@ class MigratedDatabases:
             path: Path = self._tmp.mktemp("admin") / "one-api.db"
             url = f"sqlite+aiosqlite:///{path}"
         elif kind == "postgres":
-            url = _create_postgres(server, name)
+            url = create_postgres_database(server, name)
             self._dropped.append((kind, server, name))
         else:
-            charset = "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            _mysql(server, f"CREATE DATABASE `{name}` {charset}")
-            url = f"mysql+aiomysql://{urlsplit(server).netloc}/{name}?charset=utf8mb4"
+            url = create_mysql_database(server, name)
             self._dropped.append((kind, server, name))
 
         async def migrate() -> None:
@@ -104,9 +63,9 @@ class MigratedDatabases:
     def drop_all(self) -> None:
         for kind, server, name in self._dropped:
             if kind == "postgres":
-                _drop_postgres(server, name)
+                drop_postgres_database(server, name)
             else:
-                _mysql(server, f"DROP DATABASE IF EXISTS `{name}`")
+                drop_mysql_database(server, name)
 
 
 @pytest.fixture(scope="session")
