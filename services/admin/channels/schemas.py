@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.common.db.models import Channel, ChannelStatus
@@ -95,8 +96,30 @@ class ChannelUpdate(BaseModel):
     system_prompt: LongText | None = None
 
 
+SECRET_CONFIG_KEYS: Final = ("sk", "vertex_ai_adc")
+"""Credentials kept in `config` (AWS secret key, a Vertex service account with its private key):
+never sent back, like `key`; an update that leaves them empty keeps the stored ones."""
+
+
+def config_without_secrets(config: str) -> str:
+    """`config` with every secret field blanked; "" when it is not a JSON object (it could
+    hold anything)."""
+    try:
+        fields = orjson.loads(config) if config.strip() else {}
+    except orjson.JSONDecodeError:
+        return ""
+    if not isinstance(fields, dict):
+        return ""
+    if not any(fields.get(key) for key in SECRET_CONFIG_KEYS):
+        return config
+    return orjson.dumps(
+        {k: "" if k in SECRET_CONFIG_KEYS else v for k, v in fields.items()}
+    ).decode()
+
+
 class ChannelOut(BaseModel):
-    """A channel as One API shows it. `key` is always empty: keys are never sent back.
+    """A channel as One API shows it. `key` is always empty: keys are never sent back, nor
+    are the secrets of `config` (beyond One API, which shows them).
 
     An unset `model_mapping` or `system_prompt` is "" (One API's column default), never null:
     One API's edit form would turn a null mapping into the text "null" and send it back.
@@ -143,7 +166,7 @@ class ChannelOut(BaseModel):
             used_quota=row.used_quota or 0,
             model_mapping=row.model_mapping or "",
             priority=row.priority or 0,
-            config=row.config or "",
+            config=config_without_secrets(row.config or ""),
             system_prompt=row.system_prompt or "",
         )
 

@@ -38,6 +38,7 @@ from services.admin.channels.abilities import split_names
 from services.admin.channels.schemas import (
     MAX_KEY_CHARS,
     MAX_TEXT_CHARS,
+    SECRET_CONFIG_KEYS,
     BalanceAnswer,
     ChannelCreate,
     ChannelTestAnswer,
@@ -169,6 +170,20 @@ def _config_text(value: str | dict[str, Any]) -> str:
     return _json_object_text(value, "配置（config）")
 
 
+def _keeping_stored_secrets(config: str, stored: str) -> str:
+    """`config` with the stored value of every secret field it leaves empty: reads blank them,
+    so a form sends them back empty (see `SECRET_CONFIG_KEYS`)."""
+    fields = orjson.loads(config)
+    try:
+        kept = orjson.loads(stored) if stored.strip() else {}
+    except orjson.JSONDecodeError:
+        return config
+    if not isinstance(kept, dict):
+        return config
+    missing = {k: kept[k] for k in SECRET_CONFIG_KEYS if not fields.get(k) and kept.get(k)}
+    return orjson.dumps({**fields, **missing}).decode() if missing else config
+
+
 # --- reads ------------------------------------------------------------------------------------
 
 
@@ -256,7 +271,7 @@ async def update_channel(uow: UnitOfWork, request: ChannelUpdate, secrets: Secre
     if request.weight is not None:
         channel.weight = request.weight
     if request.config is not None and (config := _config_text(request.config)):
-        channel.config = config
+        channel.config = _keeping_stored_secrets(config, channel.config or "")
     if request.system_prompt is not None:
         channel.system_prompt = request.system_prompt or None
     await uow.session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -224,6 +225,43 @@ async def test_keys_are_never_sent_back(admin: AdminHarness) -> None:
         assert assert_ok(response)
         assert "never-shown" not in response.text
     assert channel["key"] == ""
+
+
+async def test_config_secrets_are_never_sent_back_and_an_empty_one_keeps_the_stored(
+    admin: AdminHarness,
+) -> None:
+    client = admin.client(admin.root)
+    config = {"region": "us-east-1", "ak": "AKIA-visible", "sk": "aws-secret-9d2e"}
+    [channel] = await create(admin, type=33, config=json.dumps(config))
+    cid = channel["id"]
+
+    async def stored_config() -> dict[str, Any]:
+        async with admin.database.session() as session:
+            row = await session.get(Channel, cid)
+            assert row is not None
+            loaded: dict[str, Any] = json.loads(row.config)
+            return loaded
+
+    for response in [
+        await client.get("/api/channel/"),
+        await client.get(f"/api/channel/{cid}"),
+        await client.get("/api/channel/search", params={"keyword": str(cid)}),
+    ]:
+        assert "aws-secret" not in response.text
+    shown = json.loads(assert_ok(await client.get(f"/api/channel/{cid}"))["config"])
+    assert shown == {"region": "us-east-1", "ak": "AKIA-visible", "sk": ""}
+
+    # A form sends back what it was shown: the secret stays, the rest changes.
+    edited = {**shown, "region": "eu-west-1"}
+    updated = assert_ok(
+        await client.put("/api/channel/", json={"id": cid, "config": json.dumps(edited)})
+    )
+    assert "aws-secret" not in json.dumps(updated)
+    assert await stored_config() == {**config, "region": "eu-west-1"}
+
+    replaced = {**edited, "sk": "aws-secret-rotated"}
+    assert_ok(await client.put("/api/channel/", json={"id": cid, "config": json.dumps(replaced)}))
+    assert (await stored_config())["sk"] == "aws-secret-rotated"
 
 
 async def test_an_update_changes_what_is_sent_and_rebuilds_the_abilities(

@@ -133,7 +133,9 @@ export default function ChannelEditor({
       return;
     }
     for (const field of configFields) {
-      if (field.required && !(config[field.key] ?? "").trim() && !(editing && storedConfig[field.key])) {
+      // A stored secret is never shown (the server blanks it) but is kept when left empty.
+      const stored = editing && (storedConfig[field.key] || field.secret);
+      if (field.required && !(config[field.key] ?? "").trim() && !stored) {
         toast.error(t("channels.configRequired", { field: t(field.label) }));
         return;
       }
