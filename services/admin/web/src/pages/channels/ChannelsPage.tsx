@@ -4,8 +4,9 @@
  * priority; enable/disable, edit, delete. Toolbar: test all, test disabled, delete disabled,
  * refresh all balances. Tests and balances are run by the health service and answered here.
  */
-import { useCallback, useEffect, useState, type KeyboardEvent } from "react";
+import { useEffect, useState, type KeyboardEvent } from "react";
 import { api, ApiError } from "@/api/client";
+import { usePagedList } from "@/lib/usePagedList";
 import { ITEMS_PER_PAGE, type Channel } from "@/api/types";
 import { useAuth } from "@/auth";
 import { Modal, useConfirm } from "@/components/Modal";
@@ -113,12 +114,9 @@ function ModelPicker({ channel, onClose, onPick }: { channel: Channel; onClose: 
 export default function ChannelsPage() {
   const { t } = useI18n();
   const { status } = useAuth();
-  const [rows, setRows] = useState<Channel[]>([]);
-  const [page, setPage] = useState(0);
-  const [keyword, setKeyword] = useState("");
-  const [searching, setSearching] = useState("");
-  const [loading, setLoading] = useState(false);
   const [editing, setEditing] = useState<Channel | "new" | null>(null);
+  const { rows, setRows, page, setPage, keyword, setKeyword, searching, search, loading, load } =
+    usePagedList<Channel>("/channel/");
   const [typeModels, setTypeModels] = useState<Record<string, string[]>>({});
   const [testing, setTesting] = useState<Set<number>>(new Set());
   const [balancing, setBalancing] = useState<Set<number>>(new Set());
@@ -126,24 +124,6 @@ export default function ChannelsPage() {
   const [picking, setPicking] = useState<Channel | null>(null);
   const [confirm, confirmDialog] = useConfirm();
 
-  const load = useCallback(async () => {
-    setLoading(true);
-    try {
-      setRows(
-        searching
-          ? await api.get<Channel[]>("/channel/search", { query: { keyword: searching } })
-          : await api.get<Channel[]>("/channel/", { query: { p: page, size: ITEMS_PER_PAGE } }),
-      );
-    } catch {
-      // toast shown by the client
-    } finally {
-      setLoading(false);
-    }
-  }, [page, searching]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
 
   useEffect(() => {
     void api.get<Record<string, string[]>>("/models").then(setTypeModels, () => undefined);
@@ -256,8 +236,7 @@ export default function ChannelsPage() {
             className="filters"
             onSubmit={(event) => {
               event.preventDefault();
-              setPage(0);
-              setSearching(keyword.trim());
+              search();
             }}
           >
             <input

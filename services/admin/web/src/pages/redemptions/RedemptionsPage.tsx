@@ -2,8 +2,9 @@
  * Redemption codes (admins): list, search by id or name, batch create (the new keys are shown
  * with "copy all"), copy a key, enable / disable, edit, delete.
  */
-import { useCallback, useEffect, useState } from "react";
+import { useState } from "react";
 import { api } from "@/api/client";
+import { usePagedList } from "@/lib/usePagedList";
 import { ITEMS_PER_PAGE, type Redemption } from "@/api/types";
 import { useAuth } from "@/auth";
 import { useConfirm } from "@/components/Modal";
@@ -26,32 +27,11 @@ const STATUS: Record<number, { label: MessageKey; tone: Tone }> = {
 export default function RedemptionsPage() {
   const { t } = useI18n();
   const { status } = useAuth();
-  const [rows, setRows] = useState<Redemption[]>([]);
-  const [page, setPage] = useState(0);
-  const [keyword, setKeyword] = useState("");
-  const [searching, setSearching] = useState("");
-  const [loading, setLoading] = useState(false);
   const [editing, setEditing] = useState<Redemption | "new" | null>(null);
+  const { rows, page, setPage, keyword, setKeyword, searching, search, loading, load } =
+    usePagedList<Redemption>("/redemption/");
   const [confirm, confirmDialog] = useConfirm();
 
-  const load = useCallback(async () => {
-    setLoading(true);
-    try {
-      setRows(
-        searching
-          ? await api.get<Redemption[]>("/redemption/search", { query: { keyword: searching } })
-          : await api.get<Redemption[]>("/redemption/", { query: { p: page, size: ITEMS_PER_PAGE } }),
-      );
-    } catch {
-      // toast shown by the client
-    } finally {
-      setLoading(false);
-    }
-  }, [page, searching]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
 
   const setStatus = async (redemption: Redemption, next: number) => {
     try {
@@ -89,8 +69,7 @@ export default function RedemptionsPage() {
           className="filters"
           onSubmit={(event) => {
             event.preventDefault();
-            setPage(0);
-            setSearching(keyword.trim());
+            search();
           }}
         >
           <input

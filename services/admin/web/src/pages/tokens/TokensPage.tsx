@@ -2,8 +2,9 @@
  * Tokens: the caller's API keys. List (newest first, or by remaining / used quota), search by
  * name, enable/disable, copy the key (`sk-…`) or a chat client's deep link, edit, delete.
  */
-import { useCallback, useEffect, useState } from "react";
+import { useState } from "react";
 import { api } from "@/api/client";
+import { usePagedList } from "@/lib/usePagedList";
 import { ITEMS_PER_PAGE, TOKEN_STATUS, type Token } from "@/api/types";
 import { useAuth } from "@/auth";
 import { Menu } from "@/components/Menu";
@@ -29,33 +30,12 @@ type Order = "" | "remain_quota" | "used_quota";
 export default function TokensPage() {
   const { t } = useI18n();
   const { status } = useAuth();
-  const [rows, setRows] = useState<Token[]>([]);
-  const [page, setPage] = useState(0);
   const [order, setOrder] = useState<Order>("");
-  const [keyword, setKeyword] = useState("");
-  const [searching, setSearching] = useState("");
-  const [loading, setLoading] = useState(false);
+  const { rows, page, setPage, keyword, setKeyword, searching, search, loading, load } =
+    usePagedList<Token>("/token/", { order });
   const [editing, setEditing] = useState<Token | "new" | null>(null);
   const [confirm, confirmDialog] = useConfirm();
 
-  const load = useCallback(async () => {
-    setLoading(true);
-    try {
-      setRows(
-        searching
-          ? await api.get<Token[]>("/token/search", { query: { keyword: searching } })
-          : await api.get<Token[]>("/token/", { query: { p: page, size: ITEMS_PER_PAGE, order } }),
-      );
-    } catch {
-      // toast shown by the client
-    } finally {
-      setLoading(false);
-    }
-  }, [page, order, searching]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
 
   const copy = async (text: string) => {
     if (await copyText(text)) toast.success(t("common.copied"));
@@ -101,8 +81,7 @@ export default function TokensPage() {
           className="filters"
           onSubmit={(event) => {
             event.preventDefault();
-            setPage(0);
-            setSearching(keyword.trim());
+            search();
           }}
         >
           <input

@@ -3,8 +3,9 @@
  * promote / demote (root only), enable / disable, delete, edit, create. Nobody acts on an equal
  * or higher role: those rows have no actions.
  */
-import { useCallback, useEffect, useState } from "react";
+import { useState } from "react";
 import { api } from "@/api/client";
+import { usePagedList } from "@/lib/usePagedList";
 import { ITEMS_PER_PAGE, ROLE, type User } from "@/api/types";
 import { useAuth } from "@/auth";
 import { useConfirm } from "@/components/Modal";
@@ -36,33 +37,12 @@ type Action = "disable" | "enable" | "delete" | "promote" | "demote";
 export default function UsersPage() {
   const { t } = useI18n();
   const { status, user: me, isRoot } = useAuth();
-  const [rows, setRows] = useState<User[]>([]);
-  const [page, setPage] = useState(0);
   const [order, setOrder] = useState<Order>("");
-  const [keyword, setKeyword] = useState("");
-  const [searching, setSearching] = useState("");
-  const [loading, setLoading] = useState(false);
+  const { rows, page, setPage, keyword, setKeyword, searching, search, loading, load } =
+    usePagedList<User>("/user/", { order });
   const [editing, setEditing] = useState<User | "new" | null>(null);
   const [confirm, confirmDialog] = useConfirm();
 
-  const load = useCallback(async () => {
-    setLoading(true);
-    try {
-      setRows(
-        searching
-          ? await api.get<User[]>("/user/search", { query: { keyword: searching, p: page, size: ITEMS_PER_PAGE } })
-          : await api.get<User[]>("/user/", { query: { p: page, size: ITEMS_PER_PAGE, order } }),
-      );
-    } catch {
-      // toast shown by the client
-    } finally {
-      setLoading(false);
-    }
-  }, [page, order, searching]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
 
   const manage = async (user: User, action: Action) => {
     if (action === "delete" && !(await confirm(t("users.confirmDelete", { name: user.username })))) return;
@@ -99,8 +79,7 @@ export default function UsersPage() {
           className="filters"
           onSubmit={(event) => {
             event.preventDefault();
-            setPage(0);
-            setSearching(keyword.trim());
+            search();
           }}
         >
           <input
